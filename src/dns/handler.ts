@@ -1,0 +1,24 @@
+/**
+ * The contract between DNS front ends (UDP/TCP listeners, the balancer) and whatever answers
+ * queries (the resolver). The balancer uses it for a `local` backend: a node reaches its own
+ * in-process resolver by a function call instead of a socket round trip.
+ */
+export interface QueryContext {
+  /** Client address as seen by the listener (IPv4 dotted or IPv6). */
+  clientAddress: string;
+  clientPort: number;
+  transport: 'udp' | 'tcp';
+  /** Largest response the transport may carry (UDP: the client's limit; TCP: 65535). */
+  maxSize?: number;
+}
+
+/**
+ * Called exactly once per query, possibly synchronously, with the response bytes. The buffer
+ * may be reused by the handler after `reply` returns: copy it if you keep it. `len` is 0 when
+ * the query is dropped on purpose (no reply at all).
+ */
+export type Reply = (resp: Uint8Array, len: number) => void;
+
+export interface DnsHandler {
+  handle(msg: Buffer, ctx: QueryContext, reply: Reply): void;
+}
