@@ -1,0 +1,208 @@
+/**
+ * The `hadns` command. Sub-commands are stable (scripts and tests drive them):
+ *   start, check, import, schema — each with --help.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { loadConfig, type Sources } from '../config/load.js';
+import { ConfigError, formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
+import { jsonSchema } from '../config/schema.js';
+import { configReferenceMarkdown } from '../config/reference.js';
+import { importDnsmasq } from '../config/legacy/dnsmasq.js';
+import { buildTables } from '../resolver/service.js';
+import { createLogger } from '../util/log.js';
+import { HadnsNode } from '../node/node.js';
+
+const VERSION = (() => {
+  try {
+    return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version as string;
+  } catch { return 'unknown'; }
+})();
+
+const HELP: Record<string, string> = {
+  main: `hadns ${VERSION} — high-availability DNS: resolver, DNS-aware balancer and VRRP in one daemon
+
+Usage: hadns <command> [options]
+
+Commands:
+  start    run a node in the foreground (embedded default config when no input is given)
+  check    validate configuration; prints FILE:LINE: message per problem, exit 1 on errors
+  import   convert a legacy config (dnsmasq.conf) into native YAML
+  schema   print the JSON Schema of the native config (for editors)
+
+Run 'hadns <command> --help' for a command's options.`,
+  start: `Usage: hadns start [--config FILE] [--dnsmasq FILE]
+
+Runs a hadns node in the foreground, logging to stderr.
+With no input, runs the embedded default: a resolver on 127.0.0.1:5353 and [::1]:5353
+forwarding to the nameservers of /etc/resolv.conf, with a few example local records.
+
+Options:
+  -c, --config FILE   native YAML config
+      --dnsmasq FILE  a dnsmasq.conf, used as it is (may be combined with --config)
+      --log-level L   override log.level (trace|debug|info|warn|error)
+  -h, --help          this help
+
+Signals: SIGTERM/SIGINT close the sockets and exit 0; SIGHUP reloads config and files
+(on error the running config keeps serving and the error is logged).`,
+  check: `Usage: hadns check [--config FILE] [--dnsmasq FILE]
+
+Validates the configuration as 'start' would load it, including hosts files and the
+resolv-file. Prints each problem as FILE:LINE: message. Exit 1 if there is any error.
+
+Options:
+  -c, --config FILE   native YAML config
+      --dnsmasq FILE  a dnsmasq.conf
+  -q, --quiet         print errors only
+  -h, --help          this help`,
+  import: `Usage: hadns import --dnsmasq FILE [-o OUT]
+
+Writes the native YAML equivalent of a legacy configuration. Directives outside hadns's
+scope are reported as ignored with FILE:LINE on stderr; an unknown directive is an error.
+
+Options:
+      --dnsmasq FILE  dnsmasq.conf to convert (conf-file/conf-dir includes are followed)
+  -o, --output OUT    write to OUT instead of stdout
+  -h, --help          this help`,
+  schema: `Usage: hadns schema [--markdown]
+
+Prints the JSON Schema of the native configuration (draft 2020-12), for editors.
+
+Options:
+      --markdown      print the configuration reference (docs/configuration.md) instead
+  -h, --help          this help`,
+};
+
+const sourceOptions = {
+  config: { type: 'string', short: 'c' },
+  dnsmasq: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function out(s: string): void { process.stdout.write(s.endsWith('\n') ? s : s + '\n'); }
+function err(s: string): void { process.stderr.write(s.endsWith('\n') ? s : s + '\n'); }
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(cmd: string, argv: string[], options: T) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true });
+  } catch (e) {
+    err(`hadns ${cmd}: ${(e as Error).message}\n\n${HELP[cmd]}`);
+    return null;
+  }
+}
+
+function printDiagnostics(diags: Diagnostic[], quiet = false): void {
+  for (const d of diags) if (!quiet || d.severity === 'error') err(formatDiagnostic(d));
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { out(HELP.main); return cmd ? 0 : 2; }
+  if (cmd === '--version' || cmd === '-V') { out(VERSION); return 0; }
+  switch (cmd) {
+    case 'start': return cmdStart(rest);
+    case 'check': return cmdCheck(rest);
+    case 'import': return cmdImport(rest);
+    case 'schema': return cmdSchema(rest);
+    default:
+      err(`hadns: unknown command "${cmd}"\n\n${HELP.main}`);
+      return 2;
+  }
+}
+
+async function cmdStart(argv: string[]): Promise<number> {
+  const a = parse('start', argv, { ...sourceOptions, 'log-level': { type: 'string' } });
+  if (!a) return 2;
+  if (a.values.help) { out(HELP.start); return 0; }
+  const sources: Sources = { config: a.values.config, dnsmasq: a.values.dnsmasq };
+  let loaded;
+  try {
+    loaded = loadConfig(sources);
+  } catch (e) {
+    if (e instanceof ConfigError) { printDiagnostics(e.diagnostics); return 1; }
+    throw e;
+  }
+  const cfg = loaded.config;
+  const log = createLogger(a.values['log-level'] ?? cfg.log.level, cfg.log.format);
+  for (const d of loaded.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
+  let node: HadnsNode;
+  try {
+    node = await HadnsNode.start(cfg, log);
+  } catch (e) {
+    log.fatal((e as Error).message);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal: sig }, 'stopping');
+      node.stop().then(() => { log.info('stopped'); resolve(0); }, (e) => { log.error((e as Error).message); resolve(1); });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: reloading');
+      let next;
+      try {
+        next = loadConfig(sources);
+      } catch (e) {
+        const msg = e instanceof ConfigError ? e.diagnostics.map(formatDiagnostic).join('; ') : (e as Error).message;
+        log.error({ error: msg }, 'reload failed: keeping the running config');
+        return;
+      }
+      for (const d of next.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
+      node.reload(next.config).then(
+        () => log.info('reload done'),
+        (e) => log.error({ error: (e as Error).message }, 'reload failed: keeping the running config'),
+      );
+    });
+  });
+}
+
+async function cmdCheck(argv: string[]): Promise<number> {
+  const a = parse('check', argv, { ...sourceOptions, quiet: { type: 'boolean', short: 'q' } });
+  if (!a) return 2;
+  if (a.values.help) { out(HELP.check); return 0; }
+  try {
+    const loaded = loadConfig({ config: a.values.config, dnsmasq: a.values.dnsmasq });
+    const diags = [...loaded.diagnostics];
+    if (loaded.config.resolver) diags.push(...buildTables(loaded.config.resolver).diagnostics);
+    printDiagnostics(diags, a.values.quiet);
+    const errors = diags.filter((d) => d.severity === 'error').length;
+    if (errors) { err(`${errors} error(s)`); return 1; }
+    if (!a.values.quiet) err(`configuration ok${diags.length ? ` (${diags.length} warning(s))` : ''}`);
+    return 0;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      printDiagnostics(e.diagnostics, a.values.quiet);
+      err(`${e.diagnostics.filter((d) => d.severity === 'error').length} error(s)`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+async function cmdImport(argv: string[]): Promise<number> {
+  const a = parse('import', argv, { dnsmasq: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } });
+  if (!a) return 2;
+  if (a.values.help) { out(HELP.import); return 0; }
+  if (!a.values.dnsmasq) { err(`hadns import: nothing to import\n\n${HELP.import}`); return 2; }
+  const imp = importDnsmasq(a.values.dnsmasq);
+  printDiagnostics(imp.diagnostics);
+  if (imp.diagnostics.some((d) => d.severity === 'error')) return 1;
+  const text = `# Imported by hadns ${VERSION} from ${a.values.dnsmasq}\n` + stringify(imp.config, { lineWidth: 0 });
+  if (a.values.output) writeFileSync(a.values.output, text);
+  else out(text);
+  return 0;
+}
+
+async function cmdSchema(argv: string[]): Promise<number> {
+  const a = parse('schema', argv, { markdown: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
+  if (!a) return 2;
+  if (a.values.help) { out(HELP.schema); return 0; }
+  out(a.values.markdown ? configReferenceMarkdown() : JSON.stringify(jsonSchema(), null, 2));
+  return 0;
+}

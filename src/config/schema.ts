@@ -1,0 +1,146 @@
+/**
+ * The native configuration schema: the single source of truth for keys, defaults, validation,
+ * `hadns schema` (JSON Schema) and docs/configuration.md (generated from it, checked by a test).
+ * Legacy importers (dnsmasq.conf, nginx stream, keepalived.conf) produce this same shape.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+// ---------- shared value types ----------
+
+/** "1.2.3.4", "1.2.3.4#5353", "1.2.3.4:5353", "::1", "::1#53", "[::1]:53" → host + port. */
+export function parseHostPort(s: string, defaultPort = 53): { host: string; port: number } | null {
+  let host = s.trim();
+  let port = defaultPort;
+  let m: RegExpExecArray | null;
+  if ((m = /^\[([^\]]+)\](?:[:#](\d+))?$/.exec(host))) {
+    host = m[1]; if (m[2]) port = Number(m[2]);
+  } else if ((m = /^([^#]+)#(\d+)$/.exec(host))) {
+    host = m[1]; port = Number(m[2]);
+  } else if ((m = /^([^:]+):(\d+)$/.exec(host))) {
+    host = m[1]; port = Number(m[2]);
+  }
+  if (!isIP(host) || !Number.isInteger(port) || port < 0 || port > 65535) return null;
+  return { host, port };
+}
+
+const endpoint = (what: string, defaultPort: number) =>
+  z.string().refine((s) => parseHostPort(s, defaultPort) !== null, {
+    message: `expected an IP address with optional port (e.g. 192.0.2.1, 192.0.2.1#${defaultPort}, [2001:db8::1]:${defaultPort}) for ${what}`,
+  });
+
+const cidr = z.string().refine((s) => {
+  const [ip, bits, ...rest] = s.split('/');
+  if (rest.length || !isIP(ip)) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return Number.isInteger(n) && n >= 0 && n <= (isIP(ip) === 4 ? 32 : 128);
+}, { message: 'expected an IP address or CIDR prefix (e.g. 10.0.0.0/8, 2001:db8::/32)' });
+
+const domain = z.string().min(1).regex(/^(\.|[A-Za-z0-9_*]([A-Za-z0-9_\-.]*[A-Za-z0-9_])?\.?)$/, 'expected a domain name such as corp.example');
+
+export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR'] as const;
+
+const localRecord = z.strictObject({
+  name: domain.describe('Owner name, e.g. www.corp.example.'),
+  type: z.enum(RECORD_TYPES).describe('Record type.'),
+  value: z.union([z.string(), z.array(z.string())]).describe(
+    'Value in zone-file form: A/AAAA an address; CNAME/PTR a name; TXT a string (or list of strings); '
+    + 'MX "PREFERENCE EXCHANGE"; SRV "PRIORITY WEIGHT PORT TARGET".'),
+  ttl: z.number().int().min(0).max(2147483647).optional().describe('TTL in seconds; defaults to resolver.local_ttl.'),
+});
+
+const wildcard = z.strictObject({
+  domain: domain.describe('The domain; it and every name below it match (dnsmasq address=/domain/...).'),
+  addresses: z.array(z.string().refine((s) => isIP(s) !== 0, 'expected an IP address')).default([])
+    .describe('Addresses to answer with (A for IPv4, AAAA for IPv6); empty means NXDOMAIN for the whole domain.'),
+});
+
+const forwardRule = z.strictObject({
+  domain: domain.describe('Queries for this domain and below go to these servers (most specific domain wins).'),
+  servers: z.array(endpoint('a forward server', 53)).default([])
+    .describe('Upstream servers for this domain; empty means "use the default upstreams" (dnsmasq server=/dom/#).'),
+  strategy: z.enum(['fastest', 'strict-order', 'all-servers']).optional()
+    .describe('Strategy for this group; defaults to resolver.upstreams.strategy.'),
+});
+
+const serveStale = z.strictObject({
+  enabled: z.boolean().default(true).describe('Answer from expired cache entries when every upstream fails (RFC 8767).'),
+  max_age: z.number().int().min(0).default(86400).describe('How long past expiry (seconds) an entry may still be served stale.'),
+  ttl: z.number().int().min(1).default(30).describe('TTL (seconds) put on stale answers.'),
+}).prefault({});
+
+const cache = z.strictObject({
+  size: z.number().int().min(0).default(10000).describe('Maximum cached answers (0 disables the cache; dnsmasq cache-size).'),
+  max_bytes: z.number().int().min(0).default(64 * 1024 * 1024).describe('Maximum bytes of cached answers.'),
+  min_ttl: z.number().int().min(0).default(0).describe('Cached answers live at least this long (seconds; dnsmasq min-cache-ttl).'),
+  max_ttl: z.number().int().min(0).default(86400).describe('Cached answers live at most this long (seconds; dnsmasq max-cache-ttl).'),
+  neg_ttl: z.number().int().min(0).default(0)
+    .describe('TTL for negative answers without an SOA (seconds; 0 = do not cache them; dnsmasq neg-ttl).'),
+  neg_max_ttl: z.number().int().min(0).default(3600).describe('Cap on negative caching from the SOA minimum (seconds).'),
+  serve_stale: serveStale,
+}).prefault({});
+
+const upstreams = z.strictObject({
+  servers: z.array(endpoint('an upstream server', 53)).default([])
+    .describe('Upstream resolvers, e.g. 192.0.2.53 or 192.0.2.53#5353.'),
+  resolv_file: z.string().nullable().default(null)
+    .describe('Also read nameserver lines from this resolv.conf-format file, re-read when it changes (dnsmasq resolv-file).'),
+  strategy: z.enum(['fastest', 'strict-order', 'all-servers']).default('fastest').describe(
+    'fastest: prefer the fastest / last good server and re-probe the others now and then (dnsmasq default); '
+    + 'strict-order: in listed order; all-servers: ask all in parallel, first good answer wins.'),
+  timeout_ms: z.number().int().min(50).max(30000).default(1500)
+    .describe('How long to wait for one upstream before trying the next (milliseconds).'),
+  total_timeout_ms: z.number().int().min(100).max(60000).default(4000)
+    .describe('Give up on a query (SERVFAIL, or a stale answer) after this long (milliseconds).'),
+}).prefault({});
+
+export const resolverSchema = z.strictObject({
+  listen: z.array(endpoint('a listen address', 53)).default(['127.0.0.1:5353', '[::1]:5353'])
+    .describe('Addresses to serve DNS on, UDP and TCP, e.g. 127.0.0.1:5353, [::1]:5353, 0.0.0.0:53.'),
+  interfaces: z.array(z.string()).default([])
+    .describe('Also listen on every address of these network interfaces (dnsmasq interface=), at start and reload.'),
+  acl: z.union([z.literal('local-service'), z.literal('any'), z.array(cidr)]).default('local-service').describe(
+    'Which clients may query: "local-service" (loopback and directly attached subnets, like dnsmasq), "any", '
+    + 'or a list of CIDR prefixes.'),
+  hosts_files: z.array(z.string()).default([])
+    .describe('Hosts-format files (e.g. /etc/hosts, dnsmasq addn-hosts) answering A/AAAA and PTR; re-read when they change.'),
+  local_ttl: z.number().int().min(0).default(0).describe('TTL of answers from local data (seconds; dnsmasq local-ttl).'),
+  records: z.array(localRecord).default([]).describe('Inline local records.'),
+  wildcards: z.array(wildcard).default([]).describe('Whole domains answered locally (dnsmasq address=/domain/ip).'),
+  local_domains: z.array(domain).default([])
+    .describe('Domains answered only from local data, never forwarded (dnsmasq local=/domain/).'),
+  upstreams,
+  forward: z.array(forwardRule).default([]).describe('Conditional forwarding per domain (dnsmasq server=/domain/ip).'),
+  cache,
+  domain_needed: z.boolean().default(false).describe('Never forward names without a dot (dnsmasq domain-needed).'),
+  bogus_priv: z.boolean().default(false)
+    .describe('Never forward reverse lookups of private ranges; answer NXDOMAIN unless local (dnsmasq bogus-priv).'),
+  max_inflight: z.number().int().min(1).default(1024)
+    .describe('Upstream queries in flight at once; beyond, clients get REFUSED (dnsmasq dns-forward-max).'),
+  query_log: z.boolean().default(false).describe('Log one line per query (dnsmasq log-queries).'),
+  query_log_rate: z.number().int().min(1).default(1000).describe('At most this many query-log lines per second.'),
+});
+
+export const logSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').describe('Log level.'),
+  format: z.enum(['auto', 'json', 'pretty']).default('auto')
+    .describe('json (one object per line), pretty (for a terminal), or auto (pretty on a TTY).'),
+}).prefault({});
+
+export const configSchema = z.strictObject({
+  node: z.strictObject({
+    name: z.string().min(1).default('hadns').describe('This node\'s name (logs, metrics, the pair view).'),
+  }).prefault({}).describe('The node.'),
+  log: logSchema.describe('Logging.'),
+  resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),
+}).describe('hadns native configuration (YAML).');
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ResolverConfig = z.output<typeof resolverSchema>;
+export type LocalRecordConfig = z.output<typeof localRecord>;
+
+export function jsonSchema(): object {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+}

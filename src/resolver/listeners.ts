@@ -1,0 +1,133 @@
+/**
+ * UDP and TCP listeners for a DnsHandler (thin shell). One UDP socket and one TCP server per
+ * listen address; IPv6 sockets are v6-only so [::]:53 and 0.0.0.0:53 coexist. TCP follows
+ * RFC 7766: several pipelined queries per connection, answers in any order, an idle timeout, a
+ * bound on connections and on queries outstanding per connection (reading pauses beyond it).
+ */
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { isIP } from 'node:net';
+import type { DnsHandler, QueryContext } from '../dns/handler.js';
+import { TcpFramer } from '../dns/wire.js';
+import { parseHostPort } from '../config/schema.js';
+
+export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number }
+
+export interface ListenerOptions {
+  tcpIdleMs?: number;
+  tcpMaxConnections?: number;
+  tcpMaxOutstanding?: number;
+}
+
+/** dgram reusePort arrived in Node 22.12 / 23.1; use it only where the runtime has it. */
+export function hasReusePort(): boolean {
+  const [maj, min] = process.versions.node.split('.').map(Number);
+  return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
+}
+
+export class DnsListeners {
+  private readonly udp: dgram.Socket[] = [];
+  private readonly tcp: net.Server[] = [];
+  private readonly conns = new Set<net.Socket>();
+  readonly bound: BoundAddress[] = [];
+  stats = { udpIn: 0, tcpIn: 0, tcpConnections: 0, tcpRejected: 0 };
+
+  constructor(private handler: DnsHandler, private readonly opts: ListenerOptions = {}) {}
+
+  setHandler(h: DnsHandler): void { this.handler = h; }
+
+  /** Binds every address; on any failure closes what was opened and rejects with the reason. */
+  async listen(addresses: string[]): Promise<BoundAddress[]> {
+    try {
+      for (const a of addresses) {
+        const hp = parseHostPort(a, 53);
+        if (!hp) throw new Error(`bad listen address ${a}`);
+        // Port 0: UDP and TCP must share the kernel's pick, so bind UDP first and reuse its port.
+        const udpPort = await this.listenUdp(hp.host, hp.port);
+        await this.listenTcp(hp.host, udpPort);
+      }
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    return this.bound;
+  }
+
+  private listenUdp(host: string, port: number): Promise<number> {
+    const v6 = isIP(host) === 6;
+    const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+    return new Promise((resolve, reject) => {
+      sock.once('error', (e) => reject(new Error(`cannot listen on udp ${v6 ? `[${host}]` : host}:${port}: ${e.message}`)));
+      sock.bind({ address: host, port, exclusive: true }, () => {
+        sock.removeAllListeners('error');
+        sock.on('error', () => { /* per-datagram send errors (ICMP) are not fatal */ });
+        const addr = sock.address();
+        this.udp.push(sock);
+        this.bound.push({ proto: 'udp', address: addr.address, port: addr.port });
+        sock.on('message', (msg, rinfo) => {
+          this.stats.udpIn++;
+          const ctx: QueryContext = { clientAddress: rinfo.address, clientPort: rinfo.port, transport: 'udp' };
+          this.handler.handle(msg, ctx, (resp, len) => {
+            if (len === 0) return;
+            // The handler reuses its buffer: send a copy (dgram may send after we return).
+            const b = Buffer.allocUnsafe(len);
+            resp instanceof Buffer ? resp.copy(b, 0, 0, len) : b.set(resp.subarray(0, len));
+            sock.send(b, 0, len, rinfo.port, rinfo.address);
+          });
+        });
+        resolve(addr.port);
+      });
+    });
+  }
+
+  private listenTcp(host: string, port: number): Promise<void> {
+    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (c) => this.onConnection(c));
+    server.maxConnections = this.opts.tcpMaxConnections ?? 1024;
+    return new Promise((resolve, reject) => {
+      server.once('error', (e) => reject(new Error(`cannot listen on tcp ${isIP(host) === 6 ? `[${host}]` : host}:${port}: ${e.message}`)));
+      server.listen({ host, port, ipv6Only: isIP(host) === 6, exclusive: true }, () => {
+        server.removeAllListeners('error');
+        server.on('error', () => { /* accept errors (EMFILE) are retried by the kernel queue */ });
+        const addr = server.address() as net.AddressInfo;
+        this.tcp.push(server);
+        this.bound.push({ proto: 'tcp', address: addr.address, port: addr.port });
+        resolve();
+      });
+    });
+  }
+
+  private onConnection(c: net.Socket): void {
+    this.conns.add(c);
+    this.stats.tcpConnections++;
+    const maxOut = this.opts.tcpMaxOutstanding ?? 64;
+    let outstanding = 0;
+    let closed = false;
+    c.setTimeout(this.opts.tcpIdleMs ?? 10_000, () => c.destroy());
+    const ctx: QueryContext = { clientAddress: c.remoteAddress ?? '', clientPort: c.remotePort ?? 0, transport: 'tcp' };
+    const framer = new TcpFramer((msg) => {
+      this.stats.tcpIn++;
+      outstanding++;
+      if (outstanding >= maxOut) c.pause();
+      this.handler.handle(msg, ctx, (resp, len) => {
+        outstanding--;
+        if (outstanding < maxOut && c.isPaused()) c.resume();
+        if (closed || len === 0) return;
+        const b = Buffer.allocUnsafe(len + 2);
+        b[0] = (len >>> 8) & 0xff; b[1] = len & 0xff;
+        resp instanceof Buffer ? resp.copy(b, 2, 0, len) : b.set(resp.subarray(0, len), 2);
+        c.write(b);
+      });
+    });
+    c.on('data', (chunk) => { if (!framer.push(chunk)) c.destroy(); });
+    c.on('error', () => { /* reset by peer */ });
+    c.on('close', () => { closed = true; this.conns.delete(c); });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.udp) try { s.close(); } catch { /* closed */ }
+    this.udp.length = 0;
+    for (const c of this.conns) c.destroy();
+    await Promise.all(this.tcp.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.tcp.length = 0;
+  }
+}

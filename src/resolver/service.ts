@@ -1,0 +1,230 @@
+/**
+ * The resolver service: builds the pipeline's tables from config and files, owns the listeners,
+ * watches hosts files and the resolv-file, and reloads atomically (a failed reload keeps the old
+ * tables serving). The cache survives a reload unless the upstreams changed.
+ */
+import { readFileSync, statSync, readdirSync, watchFile, unwatchFile } from 'node:fs';
+import { join } from 'node:path';
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import type { ResolverConfig } from '../config/schema.js';
+import { parseHostPort } from '../config/schema.js';
+import type { Diagnostic } from '../config/diagnostics.js';
+import { parseHosts, type HostsEntry } from './hosts.js';
+import { LocalData } from './local.js';
+import { PacketCache } from './cache.js';
+import { UpstreamGroup, parseResolvConf, type Server } from './upstreams.js';
+import { Forwarder } from './forwarder.js';
+import { Resolver, type Tables } from './resolver.js';
+import { buildAcl } from './acl.js';
+import { DnsListeners, type BoundAddress } from './listeners.js';
+
+export interface BuildResult {
+  tables: Tables;
+  diagnostics: Diagnostic[];
+  /** Files to watch (hosts files, resolv-file). */
+  watch: string[];
+  /** Identity of the upstream set, to decide whether the cache survives a reload. */
+  upstreamKey: string;
+}
+
+function server(s: string): Server {
+  const hp = parseHostPort(s, 53)!;
+  return { host: hp.host, port: hp.port, label: hp.port === 53 ? hp.host : `${hp.host}#${hp.port}` };
+}
+
+/** Expands a hosts path that may be a directory (dnsmasq addn-hosts accepts both). */
+function hostsFilesOf(path: string): string[] {
+  try {
+    if (statSync(path).isDirectory()) {
+      return readdirSync(path).filter((f) => !f.startsWith('.') && !f.endsWith('~')).sort().map((f) => join(path, f));
+    }
+  } catch { /* reported when read */ }
+  return [path];
+}
+
+/** Reads files and builds the tables; never throws for a bad file (reported, the rest loads). */
+export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): BuildResult {
+  const diagnostics: Diagnostic[] = [];
+  const watch: string[] = [];
+  const hosts: HostsEntry[] = [];
+  for (const p of cfg.hosts_files) {
+    watch.push(p);
+    for (const f of hostsFilesOf(p)) {
+      try {
+        const r = parseHosts(read(f), f);
+        hosts.push(...r.entries);
+        diagnostics.push(...r.diagnostics);
+      } catch (e) {
+        diagnostics.push({ file: f, line: 1, severity: 'warning', message: `cannot read hosts file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+      }
+    }
+  }
+  const local = new LocalData({
+    records: cfg.records, hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
+  });
+  diagnostics.push(...local.diagnostics);
+
+  const servers = cfg.upstreams.servers.slice();
+  if (cfg.upstreams.resolv_file) {
+    watch.push(cfg.upstreams.resolv_file);
+    try {
+      for (const ns of parseResolvConf(read(cfg.upstreams.resolv_file))) {
+        if (parseHostPort(ns, 53)) servers.push(ns);
+      }
+    } catch (e) {
+      diagnostics.push({ file: cfg.upstreams.resolv_file, line: 1, severity: 'warning', message: `cannot read resolv-file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+    }
+  }
+  // Never forward to ourselves (a resolv.conf naming 127.0.0.1 while we listen there would loop).
+  const own = new Set(cfg.listen.map((l) => { const hp = parseHostPort(l, 53)!; return `${hp.host}#${hp.port}`; }));
+  const defaultServers = [...new Set(servers)].map(server).filter((s) => !own.has(`${s.host}#${s.port}`));
+  const opts = { probeEvery: 50, probeIntervalMs: 20_000 };
+  const defaultGroup = new UpstreamGroup(defaultServers, cfg.upstreams.strategy, opts);
+  const forward = new Map<string, UpstreamGroup>();
+  for (const f of cfg.forward) {
+    const d = f.domain.toLowerCase().replace(/\.$/, '');
+    forward.set(d, f.servers.length ? new UpstreamGroup(f.servers.map(server), f.strategy ?? cfg.upstreams.strategy, opts) : defaultGroup);
+  }
+  if (defaultServers.length === 0 && cfg.forward.length === 0) {
+    diagnostics.push({ file: cfg.upstreams.resolv_file ?? '<config>', line: 1, severity: 'warning', message: 'no upstream servers: only local data will be answered' });
+  }
+  const tables: Tables = {
+    local, defaultGroup, forward, domainNeeded: cfg.domain_needed, bogusPriv: cfg.bogus_priv,
+    acl: buildAcl(cfg.acl), maxInflight: cfg.max_inflight,
+  };
+  const upstreamKey = JSON.stringify([defaultServers.map((s) => s.label), cfg.upstreams.strategy,
+    cfg.forward.map((f) => [f.domain, f.servers])]);
+  return { tables, diagnostics, watch, upstreamKey };
+}
+
+/** Listen addresses: configured ones plus every address of the configured interfaces. */
+export function listenAddresses(cfg: ResolverConfig): string[] {
+  const out = cfg.listen.slice();
+  const port = cfg.listen.length ? parseHostPort(cfg.listen[0], 53)!.port : 53;
+  const ifs = networkInterfaces();
+  for (const name of cfg.interfaces) {
+    for (const ni of ifs[name] ?? []) {
+      if (ni.family === 'IPv6' && ni.scopeid) continue; // link-local needs a scope: skip
+      out.push(ni.family === 'IPv6' ? `[${ni.address}]:${port}` : `${ni.address}:${port}`);
+    }
+  }
+  return [...new Set(out)];
+}
+
+function cacheOptions(cfg: ResolverConfig) {
+  const c = cfg.cache;
+  return {
+    maxEntries: c.size, maxBytes: c.max_bytes, minTtl: c.min_ttl, maxTtl: c.max_ttl, negTtl: c.neg_ttl,
+    negMaxTtl: c.neg_max_ttl, staleMaxAge: c.serve_stale.enabled ? c.serve_stale.max_age : 0, staleTtl: c.serve_stale.ttl,
+  };
+}
+
+export class ResolverService {
+  readonly resolver: Resolver;
+  private listeners: DnsListeners;
+  private cfg: ResolverConfig;
+  private upstreamKey: string;
+  private watched: string[] = [];
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private reloadTimer: NodeJS.Timeout | null = null;
+  private queryLogBudget = 0;
+  private queryLogSecond = 0;
+
+  private constructor(cfg: ResolverConfig, built: BuildResult, private readonly log: Logger) {
+    this.cfg = cfg;
+    this.upstreamKey = built.upstreamKey;
+    const forwarder = new Forwarder({ timeoutMs: cfg.upstreams.timeout_ms, totalTimeoutMs: cfg.upstreams.total_timeout_ms });
+    this.resolver = new Resolver(built.tables, new PacketCache(cacheOptions(cfg)), forwarder);
+    this.resolver.warn = (m) => log.warn(m);
+    this.setQueryLog(cfg);
+    this.listeners = new DnsListeners(this.resolver);
+  }
+
+  static async start(cfg: ResolverConfig, log: Logger): Promise<ResolverService> {
+    const built = buildTables(cfg);
+    for (const d of built.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
+    const svc = new ResolverService(cfg, built, log);
+    const bound = await svc.listeners.listen(listenAddresses(cfg));
+    log.info({ addresses: bound.map((b) => `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) },
+      'resolver listening');
+    log.info({ local_names: built.tables.local.size, upstreams: built.tables.defaultGroup.servers.map((s) => s.label) }, 'resolver ready');
+    svc.watch(built.watch);
+    svc.sweepTimer = setInterval(() => svc.resolver.cache.sweep(Date.now()), 60_000);
+    svc.sweepTimer.unref();
+    return svc;
+  }
+
+  addresses(): BoundAddress[] { return this.listeners.bound.slice(); }
+  get config(): ResolverConfig { return this.cfg; }
+
+  private setQueryLog(cfg: ResolverConfig): void {
+    if (!cfg.query_log) { this.resolver.queryLog = null; return; }
+    const rate = cfg.query_log_rate;
+    this.resolver.queryLog = (e) => {
+      const sec = Math.floor(Date.now() / 1000);
+      if (sec !== this.queryLogSecond) {
+        if (this.queryLogBudget < 0) this.log.warn({ dropped: -this.queryLogBudget }, 'query log rate limit: lines dropped');
+        this.queryLogSecond = sec; this.queryLogBudget = rate;
+      }
+      if (this.queryLogBudget-- > 0) this.log.info({ query: e }, 'query');
+    };
+  }
+
+  /** Re-reads files for the current config (hosts/resolv-file changed on disk). */
+  refreshFiles(): void { void this.reload(this.cfg); }
+
+  /**
+   * Applies a new config: builds everything first, then swaps. Listen addresses that changed are
+   * re-bound; if that fails the old listeners keep serving and the error is thrown.
+   */
+  async reload(cfg: ResolverConfig): Promise<void> {
+    const built = buildTables(cfg);
+    for (const d of built.diagnostics) this.log.warn({ file: d.file, line: d.line }, d.message);
+    const oldAddrs = JSON.stringify(listenAddresses(this.cfg));
+    const newAddrs = JSON.stringify(listenAddresses(cfg));
+    if (oldAddrs !== newAddrs) {
+      const fresh = new DnsListeners(this.resolver);
+      await fresh.listen(listenAddresses(cfg)); // throws → old config keeps serving
+      const old = this.listeners;
+      this.listeners = fresh;
+      await old.close();
+    }
+    if (built.upstreamKey !== this.upstreamKey || JSON.stringify(cacheOptions(cfg)) !== JSON.stringify(cacheOptions(this.cfg))) {
+      this.resolver.cache.clear();
+      Object.assign(this.resolver.cache.opts, cacheOptions(cfg));
+    }
+    this.upstreamKey = built.upstreamKey;
+    this.resolver.setTables(built.tables);
+    this.cfg = cfg;
+    this.setQueryLog(cfg);
+    this.watch(built.watch);
+    this.log.info({ local_names: built.tables.local.size, upstreams: built.tables.defaultGroup.servers.map((s) => s.label) }, 'resolver reloaded');
+  }
+
+  /** Polls watched files' stat (robust to editors that replace files by rename). */
+  private watch(files: string[]): void {
+    for (const f of this.watched) unwatchFile(f);
+    this.watched = [...new Set(files)];
+    for (const f of this.watched) {
+      watchFile(f, { interval: 1000, persistent: false }, (cur, prev) => {
+        if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size && cur.ino === prev.ino) return;
+        // Debounce bursts of writes into one reload.
+        if (this.reloadTimer) clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => {
+          this.reloadTimer = null;
+          this.log.info({ file: f }, 'file changed: re-reading');
+          this.refreshFiles();
+        }, 100);
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.watched) unwatchFile(f);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    await this.listeners.close();
+    this.resolver.close();
+  }
+}

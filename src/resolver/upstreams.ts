@@ -1,0 +1,118 @@
+/**
+ * Upstream selection (pure; time injected). A group is an ordered list of servers and a strategy:
+ *  - strict-order: always in listed order; the next one only after a failure or timeout.
+ *  - all-servers: every server at once, the first good answer wins.
+ *  - fastest (default, what dnsmasq really does): send to the server that answered last / fastest,
+ *    and now and then (every `probeEvery` queries or `probeIntervalMs`) send to all of them so the
+ *    others' latencies stay known and a recovered server is found again.
+ * Failures push a server back: after `failLimit` consecutive failures it is "suspect" and goes to
+ * the end of every plan until it answers again.
+ */
+
+export interface Server {
+  host: string;
+  port: number;
+  /** "host#port" as written; used in logs and metrics. */
+  label: string;
+}
+
+export type Strategy = 'fastest' | 'strict-order' | 'all-servers';
+
+interface ServerState {
+  srtt: number; // smoothed RTT, ms
+  failures: number; // consecutive
+  lastGood: number;
+  answered: number;
+  sent: number;
+}
+
+export interface Plan {
+  /** Send to these at once. */
+  first: number[];
+  /** Then one by one, on timeout or failure. */
+  rest: number[];
+}
+
+const INITIAL_SRTT = 50;
+
+export class UpstreamGroup {
+  readonly state: ServerState[];
+  private lastGood = -1;
+  private sinceProbe = 0;
+  private lastProbe = 0;
+
+  constructor(
+    readonly servers: Server[],
+    readonly strategy: Strategy,
+    readonly opts: { probeEvery?: number; probeIntervalMs?: number; failLimit?: number } = {},
+  ) {
+    this.state = servers.map(() => ({ srtt: INITIAL_SRTT, failures: 0, lastGood: 0, answered: 0, sent: 0 }));
+  }
+
+  private suspect(i: number): boolean { return this.state[i].failures >= (this.opts.failLimit ?? 3); }
+
+  plan(now: number): Plan {
+    const n = this.servers.length;
+    const idx = [...Array(n).keys()];
+    if (n === 0) return { first: [], rest: [] };
+    if (this.strategy === 'all-servers') return { first: idx, rest: [] };
+    if (this.strategy === 'strict-order') {
+      // Listed order, but a server failing repeatedly is tried last until it answers again.
+      const ok = idx.filter((i) => !this.suspect(i));
+      const bad = idx.filter((i) => this.suspect(i));
+      const order = [...ok, ...bad];
+      return { first: [order[0]], rest: order.slice(1) };
+    }
+    // fastest
+    this.sinceProbe++;
+    if (n > 1 && (this.sinceProbe >= (this.opts.probeEvery ?? 50) || now - this.lastProbe >= (this.opts.probeIntervalMs ?? 20000))) {
+      this.sinceProbe = 0;
+      this.lastProbe = now;
+      return { first: idx, rest: [] };
+    }
+    const order = idx.sort((a, b) => {
+      const sa = this.suspect(a), sb = this.suspect(b);
+      if (sa !== sb) return sa ? 1 : -1;
+      if (a === this.lastGood) return -1;
+      if (b === this.lastGood) return 1;
+      return this.state[a].srtt - this.state[b].srtt;
+    });
+    return { first: [order[0]], rest: order.slice(1) };
+  }
+
+  sent(i: number): void { this.state[i].sent++; }
+
+  /** A good answer (any rcode but SERVFAIL/REFUSED) from server i after rttMs. */
+  success(i: number, rttMs: number, now: number): void {
+    const s = this.state[i];
+    s.srtt = s.answered === 0 ? rttMs : s.srtt * 0.7 + rttMs * 0.3;
+    s.failures = 0;
+    s.lastGood = now;
+    s.answered++;
+    // In fastest mode the winner of a probe, or the server that answered, becomes the preferred one
+    // unless a clearly faster one is known.
+    if (this.lastGood < 0 || this.lastGood === i || this.suspect(this.lastGood)
+      || s.srtt < this.state[this.lastGood].srtt * 0.8) this.lastGood = i;
+  }
+
+  /** A timeout, SERVFAIL/REFUSED or network error from server i. */
+  failure(i: number): void {
+    const s = this.state[i];
+    s.failures++;
+    s.srtt = Math.min(s.srtt * 2 + 10, 10000);
+    if (this.lastGood === i) this.lastGood = -1;
+  }
+
+  preferred(): number { return this.lastGood; }
+}
+
+/** Parses resolv.conf text: the `nameserver` lines (dnsmasq reads only those). */
+export function parseResolvConf(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/[#;].*$/, '').trim();
+    const m = /^nameserver\s+(\S+)/.exec(line);
+    if (m) out.push(m[1].replace(/%.*$/, ''));
+  }
+  return out;
+}
