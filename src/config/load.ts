@@ -95,10 +95,10 @@ export function parseNative(text: string, file: string): { config?: Config; raw?
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const diags: Diagnostic[] = [];
   for (const e of doc.errors) {
-    diags.push({ file, line: e.linePos?.[0]?.line ?? 1, severity: 'error', message: `YAML: ${e.message.split('\n')[0]}` });
+    diags.push({ file, line: lc.linePos(e.pos[0]).line, severity: 'error', message: `YAML: ${e.message.split('\n')[0]}` });
   }
   for (const w of doc.warnings) {
-    diags.push({ file, line: w.linePos?.[0]?.line ?? 1, severity: 'warning', message: `YAML: ${w.message.split('\n')[0]}` });
+    diags.push({ file, line: lc.linePos(w.pos[0]).line, severity: 'warning', message: `YAML: ${w.message.split('\n')[0]}` });
   }
   if (diags.some((d) => d.severity === 'error')) return { diagnostics: diags };
   const raw = (doc.toJS() ?? {}) as ConfigInput;

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { recordData } from '../dns/records.js';
 
 // ---------- shared value types ----------
 
@@ -48,6 +49,8 @@ const localRecord = z.strictObject({
     'Value in zone-file form: A/AAAA an address; CNAME/PTR a name; TXT a string (or list of strings); '
     + 'MX "PREFERENCE EXCHANGE"; SRV "PRIORITY WEIGHT PORT TARGET".'),
   ttl: z.number().int().min(0).max(2147483647).optional().describe('TTL in seconds; defaults to resolver.local_ttl.'),
+}).superRefine((r, ctx) => {
+  try { recordData(r.type, r.value); } catch (e) { ctx.addIssue({ code: 'custom', path: ['value'], message: (e as Error).message }); }
 });
 
 const wildcard = z.strictObject({

@@ -13,6 +13,7 @@ import type { RR } from '../dns/message.js';
 import type { LocalRecordConfig, ResolverConfig } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { expandIPv6, reverseName, type HostsEntry } from './hosts.js';
+import { recordData } from '../dns/records.js';
 
 export type LocalAnswer =
   | { kind: 'answer'; answers: RR[] }
@@ -27,33 +28,7 @@ interface NameData {
 const T_A = 1, T_AAAA = 28, T_CNAME = 5, T_PTR = 12, T_ANY = 255;
 const TYPE_OF: Record<string, number> = { A: 1, AAAA: 28, CNAME: 5, TXT: 16, MX: 15, SRV: 33, PTR: 12 };
 
-function lowerName(n: string): string {
-  const s = n.toLowerCase();
-  return s.endsWith('.') ? s.slice(0, -1) : s;
-}
-
-/** Parses an inline record's zone-file-form value into dns-packet data; throws with a reason. */
-export function recordData(type: string, value: string | string[]): unknown {
-  const v = Array.isArray(value) ? value : [value];
-  const one = v.join(' ').trim();
-  switch (type) {
-    case 'A': if (isIP(one) !== 4) throw new Error(`"${one}" is not an IPv4 address`); return one;
-    case 'AAAA': if (isIP(one) !== 6) throw new Error(`"${one}" is not an IPv6 address`); return one;
-    case 'CNAME': case 'PTR': return lowerName(one);
-    case 'TXT': return v.map((s) => Buffer.from(s));
-    case 'MX': {
-      const m = /^(\d+)\s+(\S+)$/.exec(one);
-      if (!m || Number(m[1]) > 65535) throw new Error(`MX value must be "PREFERENCE EXCHANGE", got "${one}"`);
-      return { preference: Number(m[1]), exchange: lowerName(m[2]) };
-    }
-    case 'SRV': {
-      const m = /^(\d+)\s+(\d+)\s+(\d+)\s+(\S+)$/.exec(one);
-      if (!m || [m[1], m[2], m[3]].some((x) => Number(x) > 65535)) throw new Error(`SRV value must be "PRIORITY WEIGHT PORT TARGET", got "${one}"`);
-      return { priority: Number(m[1]), weight: Number(m[2]), port: Number(m[3]), target: lowerName(m[4]) };
-    }
-  }
-  throw new Error(`unsupported record type ${type}`);
-}
+import { lowerName } from '../dns/records.js';
 
 export interface LocalSources {
   records: LocalRecordConfig[];

@@ -39,7 +39,7 @@ export class UpstreamGroup {
   readonly state: ServerState[];
   private lastGood = -1;
   private sinceProbe = 0;
-  private lastProbe = 0;
+  private lastProbe = -Infinity;
 
   constructor(
     readonly servers: Server[],
@@ -75,6 +75,8 @@ export class UpstreamGroup {
       if (sa !== sb) return sa ? 1 : -1;
       if (a === this.lastGood) return -1;
       if (b === this.lastGood) return 1;
+      const fa = this.state[a].failures, fb = this.state[b].failures;
+      if (fa !== fb) return fa - fb;
       return this.state[a].srtt - this.state[b].srtt;
     });
     return { first: [order[0]], rest: order.slice(1) };
