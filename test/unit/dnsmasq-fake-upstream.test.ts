@@ -9,6 +9,9 @@ import dnsPacket from 'dns-packet';
 import type { DecodedPacket } from 'dns-packet';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
 
+/** dns-packet's decode result, with the fields its typings leave out. */
+type Reply = DecodedPacket & { rcode: string; answers: { name: string; type: string; data: unknown }[] };
+
 function query(name: string, type: string, id = 4242, edns = false): Buffer {
   return dnsPacket.encode({
     id, type: 'query', flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: type as 'A', class: 'IN' }],
@@ -17,14 +20,14 @@ function query(name: string, type: string, id = 4242, edns = false): Buffer {
 }
 
 /** Collects every UDP reply to one query until `waitMs` passes after `n` replies (or the deadline). */
-async function udpAsk(port: number, msg: Buffer, n = 1, deadlineMs = 1000): Promise<{ pkt: DecodedPacket; port: number }[]> {
+async function udpAsk(port: number, msg: Buffer, n = 1, deadlineMs = 1000): Promise<{ pkt: Reply; port: number }[]> {
   const s = dgram.createSocket('udp4');
-  const got: { pkt: DecodedPacket; port: number }[] = [];
+  const got: { pkt: Reply; port: number }[] = [];
   try {
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, deadlineMs);
       s.on('message', (m, r) => {
-        got.push({ pkt: dnsPacket.decode(m) as DecodedPacket, port: r.port });
+        got.push({ pkt: dnsPacket.decode(m) as Reply, port: r.port });
         if (got.length >= n) { clearTimeout(t); resolve(); }
       });
       s.send(msg, port, '127.0.0.1');
@@ -33,16 +36,16 @@ async function udpAsk(port: number, msg: Buffer, n = 1, deadlineMs = 1000): Prom
   return got;
 }
 
-async function tcpAsk(port: number, msgs: Buffer[]): Promise<DecodedPacket[]> {
+async function tcpAsk(port: number, msgs: Buffer[]): Promise<Reply[]> {
   const c = net.connect(port, '127.0.0.1');
   await once(c, 'connect');
   c.write(Buffer.concat(msgs.map((m) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]))));
-  const out: DecodedPacket[] = [];
+  const out: Reply[] = [];
   let buf = Buffer.alloc(0);
   for await (const d of c) {
     buf = Buffer.concat([buf, d as Buffer]);
     while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      out.push(dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))) as DecodedPacket);
+      out.push(dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))) as Reply);
       buf = buf.subarray(2 + buf.readUInt16BE(0));
     }
     if (out.length === msgs.length) break;
