@@ -10,7 +10,7 @@ import type { DecodedPacket } from 'dns-packet';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
 
 /** dns-packet's decode result, with the fields its typings leave out. */
-type Reply = DecodedPacket & { rcode: string; answers: { name: string; type: string; data: unknown }[] };
+type Reply = Omit<DecodedPacket, 'answers'> & { rcode: string; answers: { name: string; type: string; data: unknown }[] };
 
 function query(name: string, type: string, id = 4242, edns = false): Buffer {
   return dnsPacket.encode({
