@@ -175,26 +175,26 @@ export class BackendHealth {
   }
   state(now: number): HealthState { return this.available(now) ? 'up' : 'down'; }
 
-  /** A real request succeeded after `ms`. */
-  success(now: number, ms: number): void {
+  /** A real request succeeded after `ms`. Each event returns true when the up/down state flipped. */
+  success(now: number, ms: number): boolean {
     this.latency.sample(ms);
     this.passive.success(now);
-    this.track(now);
+    return this.track(now);
   }
   /** A real request failed (timeout, refused connection, socket error). */
-  failure(now: number, timedOut: boolean): void {
+  failure(now: number, timedOut: boolean): boolean {
     if (timedOut) this.latency.timedOut();
     this.passive.failure(now);
-    this.track(now);
+    return this.track(now);
   }
   /** An active probe finished. */
-  probe(now: number, ok: boolean, ms: number): void {
+  probe(now: number, ok: boolean, ms: number): boolean {
     if (ok) this.latency.sample(ms);
     this.active.result(ok);
     // A good probe also ends a passive trip: the backend has proven itself, no need to wait
     // for fail_timeout and a real query as trial.
     if (ok && this.active.up && this.passive.isTripped) this.passive.success(now);
-    this.track(now);
+    return this.track(now);
   }
   /** Returns true when the combined state flipped since the last call. */
   track(now: number): boolean {

@@ -1,0 +1,755 @@
+/**
+ * DNS-aware balancing (thin shell over policy.ts and health.ts).
+ *
+ * nginx balances UDP per *session*: a client's source port is pinned to a backend socket for
+ * `proxy_timeout`, a lost datagram is never retried, and the session table (worker_connections)
+ * caps throughput. Here every query stands alone:
+ *
+ *  - it is forwarded with a fresh random 16-bit ID over one of a few connected UDP sockets per
+ *    backend (TCP clients: pipelined TCP connections per backend), and the answer is matched
+ *    by socket (= backend address, the kernel filters connected sockets), ID and question;
+ *  - an attempt that outlives the backend's adaptive timeout (latency EWMA, health.ts) is
+ *    *hedged*: the query goes to another backend while the first attempt stays registered, and
+ *    whichever answer comes first is sent — the client sees exactly one answer;
+ *  - SERVFAIL / REFUSED are retried on another backend (the bad answer is kept as a fallback);
+ *  - an attempt unanswered after `query_max` counts as a failure for passive health
+ *    (max_fails / fail_timeout); ICMP port-unreachable on a backend socket counts at once and
+ *    re-sends that backend's in-flight queries elsewhere;
+ *  - active probes keep running without traffic; all down → fail open (policy.ts);
+ *  - TC answers pass through unchanged so clients retry over TCP;
+ *  - a `local` backend is a DnsHandler in the same process: a function call, no socket.
+ *
+ * Timeouts use two FIFOs per backend (soft: hedge, hard: give up) and one for query deadlines,
+ * swept by one timer that runs only while work is in flight; Query/Attempt objects are pooled,
+ * so the per-packet path allocates only what Node's dgram does (the received Buffer and rinfo).
+ */
+import type dgram from 'node:dgram';
+import net from 'node:net';
+import type { DnsHandler, QueryContext } from '../dns/handler.js';
+import { buildQuery } from '../dns/message.js';
+import {
+  clientUdpLimit, errorResponse, formErr, isResponse, QueryInfo, questionKey, Rcode, rcodeOf, readId,
+  sameQuestion, scanMessage, TcpFramer, tcpFrame, writeId, HEADER_LEN,
+} from '../dns/wire.js';
+import { PacketCache } from '../resolver/cache.js';
+import { monotonicClock, type Clock } from '../util/clock.js';
+import type { ListenAddress, ServiceConfig } from './config.js';
+import { BackendHealth } from './health.js';
+import { createPolicy, hashString, type Policy, type PoolMember } from './policy.js';
+import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, listenTcp, type BalancerLog, type Bound } from './sockets.js';
+import { splitHostPort } from './config.js';
+
+/** Budget for all attempts of one query when next_upstream.timeout is 0: under a client's 1 s retry. */
+export const DEFAULT_QUERY_BUDGET_MS = 900;
+/** Bound on queries in flight per service; beyond it new queries are dropped (counted). */
+export const MAX_LIVE_QUERIES = 100_000;
+/** IDs in use per upstream socket before another socket is preferred (of 65536). */
+const MAX_IDS_PER_SOCKET = 30_000;
+/** Queries in flight per TCP client connection before reading from it pauses. */
+const MAX_TCP_CLIENT_OUTSTANDING = 64;
+const TICK_MS = 5;
+
+interface Channel {
+  readonly ids: Map<number, Attempt>;
+  readonly backend: DnsBackend;
+  send(msg: Buffer, len: number): void;
+}
+
+class Query {
+  gen = 0;
+  msg!: Buffer;
+  len = 0;
+  clientId = 0;
+  questionEnd = 0;
+  udpLimit = 512;
+  listener: dgram.Socket | null = null;
+  addr = '';
+  port = 0;
+  tcp: ClientConn | null = null;
+  start = 0;
+  tried = 0;
+  tries = 0;
+  /** Attempts of this query still registered (waiting for an answer). */
+  live = 0;
+  key = 0;
+  cacheKey: string | null = null;
+  /** A SERVFAIL/REFUSED answer kept while a retry runs: sent if nothing better comes. */
+  fallback: Buffer | null = null;
+}
+
+class Attempt {
+  gen = 0;
+  q: Query | null = null;
+  qgen = 0;
+  backend!: DnsBackend;
+  chan: Channel | null = null;
+  id = 0;
+  sentAt = 0;
+}
+
+class UdpChannel implements Channel {
+  readonly ids = new Map<number, Attempt>();
+  constructor(readonly backend: DnsBackend, readonly sock: dgram.Socket) {}
+  send(msg: Buffer, len: number): void {
+    if (len === msg.length) this.sock.send(msg);
+    else this.sock.send(msg, 0, len);
+  }
+}
+
+class TcpChannel implements Channel {
+  readonly ids = new Map<number, Attempt>();
+  dead = false;
+  answered = 0;
+  readonly framer: TcpFramer;
+  constructor(readonly backend: DnsBackend, readonly sock: net.Socket, onMsg: (ch: TcpChannel, m: Buffer) => void) {
+    this.framer = new TcpFramer((m) => { this.answered++; onMsg(this, m); });
+  }
+  send(msg: Buffer, len: number): void { this.sock.write(tcpFrame(msg, len)); }
+}
+
+class ClientConn {
+  closed = false;
+  outstanding = 0;
+  constructor(readonly sock: net.Socket) {}
+}
+
+export interface BackendStats {
+  address: string;
+  state: 'up' | 'down';
+  weight: number;
+  backup: boolean;
+  down: boolean;
+  queries: number;
+  answers: number;
+  /** Attempts hedged to another backend after the adaptive timeout. */
+  hedged: number;
+  /** Attempts never answered within query_max. */
+  timeouts: number;
+  errors: number;
+  servfail: number;
+  outstanding: number;
+  latencyMs: number;
+  timeoutMs: number;
+  probesOk: number;
+  probesFailed: number;
+}
+
+export class DnsBackend implements PoolMember {
+  readonly id: string;
+  readonly local: boolean;
+  readonly host: string;
+  readonly port: number;
+  active = 0;
+  readonly udp: UdpChannel[] = [];
+  private nextUdp = 0;
+  readonly tcp: TcpChannel[] = [];
+  readonly soft = new GenFifo<Attempt>();
+  readonly hard = new GenFifo<Attempt>();
+  readonly health: BackendHealth;
+  probeSock: dgram.Socket | null = null;
+  probeId = -1;
+  probeSentAt = 0;
+  probeTimer: NodeJS.Timeout | null = null;
+  probeTimeout: NodeJS.Timeout | null = null;
+  stats = { queries: 0, answers: 0, hedged: 0, timeouts: 0, errors: 0, servfail: 0, probesOk: 0, probesFailed: 0 };
+
+  constructor(readonly index: number, readonly cfg: ServiceConfig['pool']['backends'][number], svc: ServiceConfig) {
+    this.id = cfg.address;
+    this.local = cfg.address === 'local';
+    if (this.local) { this.host = ''; this.port = 0; } else {
+      const hp = splitHostPort(cfg.address);
+      this.host = hp.host; this.port = hp.port;
+    }
+    this.health = new BackendHealth({
+      passive: { maxFails: cfg.max_fails, failTimeoutMs: cfg.fail_timeout },
+      active: { rise: svc.health_check.rise, fall: svc.health_check.fall },
+      timeout: { initialMs: svc.timeouts.query_initial, minMs: svc.timeouts.query_min, maxMs: svc.timeouts.query_max },
+    });
+  }
+  get weight(): number { return this.cfg.weight; }
+  get backup(): boolean { return this.cfg.backup; }
+  get down(): boolean { return this.cfg.down; }
+  get latencyMs(): number { return this.health.latency.srtt; }
+  available(now: number): boolean { return this.health.available(now); }
+
+  /** Round-robin over the UDP sockets, skipping one whose ID space is getting crowded. */
+  pickUdp(): UdpChannel | null {
+    for (let k = 0; k < this.udp.length; k++) {
+      const ch = this.udp[this.nextUdp];
+      this.nextUdp = this.nextUdp + 1 === this.udp.length ? 0 : this.nextUdp + 1;
+      if (ch.ids.size < MAX_IDS_PER_SOCKET) return ch;
+    }
+    return null;
+  }
+}
+
+export interface DnsProxyOptions {
+  service: ServiceConfig;
+  listeners: ListenAddress[];
+  log: BalancerLog;
+  clock?: Clock;
+  localHandler?: DnsHandler;
+  random?: () => number;
+}
+
+export interface DnsServiceStats {
+  name: string;
+  mode: 'dns';
+  queries: number;
+  answers: number;
+  /** Answers served from the frontend cache. */
+  cacheHits: number;
+  /** Extra attempts (hedges after timeouts, retries after SERVFAIL/REFUSED/errors). */
+  retries: number;
+  /** SERVFAIL sent by the balancer itself (every attempt failed or the budget ran out). */
+  servfail: number;
+  formerr: number;
+  dropped: number;
+  /** Answers from backends that matched no query in flight (late, spoofed, wrong question). */
+  stray: number;
+  live: number;
+  backends: BackendStats[];
+}
+
+export class DnsProxy {
+  readonly name: string;
+  readonly backends: DnsBackend[];
+  private readonly policy: Policy;
+  private readonly clock: Clock;
+  private readonly log: BalancerLog;
+  private readonly svc: ServiceConfig;
+  private readonly info = new QueryInfo();
+  private readonly scratch = Buffer.allocUnsafe(65536);
+  private readonly qPool: Query[] = [];
+  private readonly aPool: Attempt[] = [];
+  private readonly deadlines = new GenFifo<Query>();
+  private readonly udpListeners: dgram.Socket[] = [];
+  private readonly tcpServers: net.Server[] = [];
+  private readonly clients = new Set<ClientConn>();
+  private readonly bound: Bound[] = [];
+  private readonly cache: PacketCache | null;
+  private readonly useHash: boolean;
+  private readonly maxTries: number;
+  private readonly budget: number;
+  private readonly hardMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private liveQueries = 0;
+  private liveAttempts = 0;
+  private closed = false;
+  private readonly probeMsg: Buffer;
+  private readonly stat = { queries: 0, answers: 0, cacheHits: 0, retries: 0, servfail: 0, formerr: 0, dropped: 0, stray: 0 };
+
+  constructor(private readonly opts: DnsProxyOptions) {
+    this.svc = opts.service;
+    this.name = this.svc.name;
+    this.clock = opts.clock ?? monotonicClock;
+    this.log = opts.log;
+    this.backends = this.svc.pool.backends.map((b, i) => new DnsBackend(i, b, this.svc));
+    if (this.backends.some((b) => b.local) && !opts.localHandler) {
+      throw new Error(`balancer service ${this.name}: backend "local" needs the in-process resolver`);
+    }
+    this.policy = createPolicy(this.svc.pool.policy, this.backends, opts.random);
+    this.useHash = this.svc.pool.policy === 'hash';
+    const nu = this.svc.next_upstream;
+    this.maxTries = !nu.enabled ? 1 : nu.tries === 0 ? this.backends.length : nu.tries;
+    this.budget = nu.timeout > 0 ? nu.timeout : DEFAULT_QUERY_BUDGET_MS;
+    this.hardMs = this.svc.timeouts.query_max;
+    // Hook: the frontend cache is the resolver's packet cache (src/resolver/cache.ts).
+    this.cache = this.svc.cache.enabled ? new PacketCache({
+      maxEntries: this.svc.cache.size, maxBytes: this.svc.cache.size * 2048, minTtl: 0, maxTtl: 86_400,
+      negTtl: 0, negMaxTtl: 3600, staleMaxAge: 0, staleTtl: 0,
+    }) : null;
+    this.probeMsg = buildQuery(this.svc.health_check.name, this.svc.health_check.type, { id: 0, rd: true });
+  }
+
+  async start(): Promise<Bound[]> {
+    try {
+      for (const b of this.backends) {
+        if (b.local) continue;
+        for (let i = 0; i < this.svc.udp.sockets_per_backend; i++) {
+          const sock = await connectUdp(b.host, b.port);
+          const ch = new UdpChannel(b, sock);
+          sock.on('message', (m) => this.onUpstreamAnswer(ch, m));
+          sock.on('error', (e) => this.onUpstreamError(b, e));
+          b.udp.push(ch);
+        }
+      }
+      // Port 0 with UDP and TCP on one address: TCP reuses the port the kernel gave UDP.
+      const picked = new Map<string, number>();
+      for (const l of this.opts.listeners) {
+        const other = `${l.proto === 'udp' ? 'tcp' : 'udp'}/${l.address}`;
+        const port = l.port === 0 && picked.has(other) ? picked.get(other)! : l.port;
+        if (port !== l.port) picked.delete(other);
+        const k = `${l.proto}/${l.address}`;
+        if (l.proto === 'udp') {
+          const sock = await bindUdp(l.address, port, l.reuseport);
+          sock.on('message', (m, r) => this.onUdpQuery(sock, m, r));
+          this.udpListeners.push(sock);
+          const a = sock.address();
+          this.bound.push({ proto: 'udp', address: a.address, port: a.port });
+          if (port === 0) picked.set(k, a.port);
+        } else {
+          const srv = await listenTcp(l.address, port, (c) => this.onTcpClient(c), this.svc.tcp.max_connections);
+          this.tcpServers.push(srv);
+          const a = srv.address() as net.AddressInfo;
+          this.bound.push({ proto: 'tcp', address: a.address, port: a.port });
+          if (port === 0) picked.set(k, a.port);
+        }
+      }
+      if (this.svc.health_check.enabled) for (const b of this.backends) await this.startProbes(b);
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    this.log.info({ service: this.name, mode: 'dns', listen: this.bound, backends: this.backends.map((b) => b.id) }, 'balancer service started');
+    return this.bound;
+  }
+
+  addresses(): Bound[] { return this.bound.slice(); }
+
+  // ---------------------------------------------------------------- client side
+
+  private onUdpQuery(listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.stat.queries++;
+    if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
+    const q = this.accept(msg, rinfo.address, rinfo.port);
+    if (q === null) return;
+    q.listener = listener;
+    this.begin(q);
+  }
+
+  private onTcpClient(sock: net.Socket): void {
+    const c = new ClientConn(sock);
+    this.clients.add(c);
+    sock.setNoDelay(true);
+    sock.setTimeout(this.svc.tcp.idle, () => sock.destroy());
+    const addr = sock.remoteAddress ?? '';
+    const port = sock.remotePort ?? 0;
+    const framer = new TcpFramer((msg) => {
+      this.stat.queries++;
+      if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
+      const q = this.accept(msg, addr, port, c);
+      if (q === null) return;
+      q.tcp = c;
+      c.outstanding++;
+      if (c.outstanding >= MAX_TCP_CLIENT_OUTSTANDING) sock.pause();
+      this.begin(q);
+    });
+    sock.on('data', (chunk) => { if (!framer.push(chunk)) sock.destroy(); });
+    sock.on('end', () => sock.end());
+    sock.on('error', () => { /* reset by peer */ });
+    sock.on('close', () => { c.closed = true; this.clients.delete(c); });
+  }
+
+  /**
+   * Scans a query; answers FORMERR / cache hits / overload directly (returning null) or returns
+   * a pooled Query holding the message.
+   */
+  private accept(msg: Buffer, addr: string, port: number, tcp: ClientConn | null = null): Query | null {
+    const info = this.info;
+    if (scanMessage(msg, msg.length, info) < 0) {
+      this.stat.formerr++;
+      const out = Buffer.allocUnsafe(HEADER_LEN);
+      const n = formErr(msg, msg.length, out);
+      this.sendRaw(out, n, addr, port, tcp);
+      return null;
+    }
+    let cacheKey: string | null = null;
+    if (this.cache) {
+      cacheKey = questionKey(msg, info);
+      const n = this.cache.lookup(cacheKey, msg, info, this.clock.now(), this.scratch);
+      if (n > 0 && (tcp || n <= clientUdpLimit(info))) {
+        this.stat.cacheHits++;
+        this.stat.answers++;
+        const out = Buffer.allocUnsafe(n);
+        this.scratch.copy(out, 0, 0, n);
+        this.sendRaw(out, n, addr, port, tcp);
+        return null;
+      }
+    }
+    if (this.liveQueries >= MAX_LIVE_QUERIES) { this.stat.dropped++; return null; }
+    const q = this.qPool.pop() ?? new Query();
+    q.msg = msg;
+    q.len = msg.length;
+    q.clientId = info.id;
+    q.questionEnd = info.questionEnd;
+    q.udpLimit = clientUdpLimit(info);
+    q.addr = addr;
+    q.port = port;
+    q.tcp = null;
+    q.listener = null;
+    q.tried = 0;
+    q.tries = 0;
+    q.live = 0;
+    q.fallback = null;
+    q.cacheKey = cacheKey;
+    q.key = this.useHash ? hashString(addr) : 0;
+    return q;
+  }
+
+  /** Only for replies the balancer makes itself (FORMERR, SERVFAIL, cache hits): may allocate. */
+  private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null, listener?: dgram.Socket | null): void {
+    if (tcp) { if (!tcp.closed) tcp.sock.write(tcpFrame(buf, len)); return; }
+    const l = listener ?? this.udpListeners[0];
+    if (l) l.send(buf, 0, len, port, addr);
+  }
+
+  private begin(q: Query): void {
+    q.start = this.clock.now();
+    this.liveQueries++;
+    this.deadlines.push(q);
+    this.ensureTimer();
+    if (!this.dispatch(q)) this.fail(q);
+  }
+
+  /** Sends the query to one more backend; false when none is left (tries, budget, backends). */
+  private dispatch(q: Query): boolean {
+    if (q.tries >= this.maxTries) return false;
+    const now = this.clock.now();
+    if (q.tries > 0 && now - q.start >= this.budget) return false;
+    const i = this.policy.pick(now, q.key, q.tried);
+    if (i < 0) return false;
+    const b = this.backends[i];
+    const a = this.aPool.pop() ?? new Attempt();
+    a.q = q;
+    a.qgen = q.gen;
+    a.backend = b;
+    a.sentAt = now;
+    a.chan = null;
+    q.tried |= 1 << i;
+    if (q.tries > 0) this.stat.retries++;
+    q.tries++;
+    q.live++;
+    b.active++;
+    b.stats.queries++;
+    this.liveAttempts++;
+    b.soft.push(a);
+    b.hard.push(a);
+    if (b.local) { this.callLocal(a, q); return true; }
+    let ch: Channel | null;
+    if (q.tcp) ch = this.pickTcp(b);
+    else ch = b.pickUdp();
+    if (ch === null) { this.attemptFailed(a, false); return true; }
+    let id = (Math.random() * 65536) | 0;
+    while (ch.ids.has(id)) id = (id + 1) & 0xffff;
+    a.id = id;
+    a.chan = ch;
+    ch.ids.set(id, a);
+    writeId(q.msg, id);
+    ch.send(q.msg, q.len);
+    return true;
+  }
+
+  private callLocal(a: Attempt, q: Query): void {
+    const gen = a.gen;
+    writeId(q.msg, q.clientId);
+    const ctx: QueryContext = {
+      clientAddress: q.addr, clientPort: q.port, transport: q.tcp ? 'tcp' : 'udp', maxSize: q.tcp ? 65535 : q.udpLimit,
+    };
+    // A closure per local query: the DnsHandler contract gives the reply no other context.
+    this.opts.localHandler!.handle(q.msg, ctx, (resp, len) => this.onLocalReply(a, gen, resp, len));
+  }
+
+  private onLocalReply(a: Attempt, gen: number, resp: Uint8Array, len: number): void {
+    if (a.gen !== gen) return; // expired or closed meanwhile
+    const b = a.backend;
+    const now = this.clock.now();
+    if (len === 0) {
+      // The resolver dropped the query on purpose: so do we.
+      const q = this.liveQuery(a);
+      this.releaseAttempt(a);
+      if (q) this.finish(q);
+      return;
+    }
+    const copy = Buffer.allocUnsafe(len);
+    copy.set(resp.subarray(0, len));
+    b.stats.answers++;
+    if (b.health.success(now, now - a.sentAt)) this.logState(b, now);
+    const q = this.liveQuery(a);
+    this.releaseAttempt(a);
+    if (q) this.answer(q, b, copy);
+  }
+
+  // ---------------------------------------------------------------- backend side
+
+  private onUpstreamAnswer(ch: Channel, msg: Buffer): void {
+    const b = ch.backend;
+    if (msg.length < HEADER_LEN || !isResponse(msg)) { this.stat.stray++; return; }
+    const a = ch.ids.get(readId(msg));
+    if (a === undefined) { this.stat.stray++; return; }
+    const q = this.liveQuery(a);
+    // Wrong question for this ID: not our answer (spoofing attempt or a confused server).
+    if (q !== null && !sameQuestion(msg, msg.length, q.msg, q.questionEnd)) { this.stat.stray++; return; }
+    const now = this.clock.now();
+    b.stats.answers++;
+    if (b.health.success(now, now - a.sentAt)) this.logState(b, now);
+    this.releaseAttempt(a);
+    if (q !== null) this.answer(q, b, msg);
+  }
+
+  private answer(q: Query, b: DnsBackend, msg: Buffer): void {
+    const rc = rcodeOf(msg);
+    if (rc === Rcode.SERVFAIL || rc === Rcode.REFUSED) {
+      b.stats.servfail++;
+      const retry = rc === Rcode.SERVFAIL ? this.svc.next_upstream.on_servfail : this.svc.next_upstream.on_refused;
+      if (retry && this.dispatch(q)) { q.fallback = msg; return; }
+      if (q.live > 0) { q.fallback = msg; return; } // another attempt may still bring a real answer
+    }
+    this.complete(q, msg, msg.length);
+  }
+
+  /** Sends the one answer the client gets and retires the query. */
+  private complete(q: Query, msg: Buffer, len: number): void {
+    writeId(msg, q.clientId);
+    if (this.cache && q.cacheKey !== null) this.cache.store(q.cacheKey, msg, len, this.clock.now());
+    if (q.tcp) {
+      if (!q.tcp.closed) q.tcp.sock.write(tcpFrame(msg, len));
+    } else if (q.listener) {
+      if (len === msg.length) q.listener.send(msg, q.port, q.addr);
+      else q.listener.send(msg, 0, len, q.port, q.addr);
+    }
+    this.stat.answers++;
+    this.finish(q);
+  }
+
+  /** Every attempt failed or the budget ran out: the fallback answer, else SERVFAIL. */
+  private fail(q: Query): void {
+    if (q.fallback) { this.complete(q, q.fallback, q.fallback.length); return; }
+    this.stat.servfail++;
+    writeId(q.msg, q.clientId);
+    const info = this.info;
+    if (scanMessage(q.msg, q.len, info) < 0) { this.finish(q); return; }
+    const out = Buffer.allocUnsafe(q.questionEnd + 11);
+    const n = errorResponse(q.msg, info, Rcode.SERVFAIL, out);
+    this.complete(q, out, n);
+    this.stat.answers--; // counted as servfail, not as a backend answer
+  }
+
+  private finish(q: Query): void {
+    const c = q.tcp;
+    if (c !== null) {
+      c.outstanding--;
+      if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
+    }
+    q.gen++;
+    q.msg = undefined as unknown as Buffer;
+    q.fallback = null;
+    q.tcp = null;
+    q.listener = null;
+    this.liveQueries--;
+    this.qPool.push(q);
+  }
+
+  private liveQuery(a: Attempt): Query | null {
+    const q = a.q;
+    return q !== null && q.gen === a.qgen ? q : null;
+  }
+
+  /** Unregisters an attempt (answered, expired or its channel died) and recycles it. */
+  private releaseAttempt(a: Attempt): void {
+    if (a.chan) a.chan.ids.delete(a.id);
+    const q = this.liveQuery(a);
+    if (q) q.live--;
+    a.backend.active--;
+    this.liveAttempts--;
+    a.gen++;
+    a.q = null;
+    a.chan = null;
+    this.aPool.push(a);
+  }
+
+  /** An attempt is known failed without waiting (socket error, no channel, connection lost). */
+  private attemptFailed(a: Attempt, countFailure: boolean): void {
+    const b = a.backend;
+    const now = this.clock.now();
+    b.stats.errors++;
+    if (countFailure && b.health.failure(now, false)) this.logState(b, now);
+    const q = this.liveQuery(a);
+    this.releaseAttempt(a);
+    if (q && q.live === 0 && !this.dispatch(q)) this.fail(q);
+  }
+
+  private onUpstreamError(b: DnsBackend, e: Error): void {
+    // ICMP port unreachable on a connected socket: the backend process is gone. Count it and
+    // hedge everything in flight to it now instead of waiting for the timeout.
+    const now = this.clock.now();
+    b.stats.errors++;
+    if (b.health.failure(now, false)) this.logState(b, now);
+    this.log.debug({ service: this.name, backend: b.id, err: e.message }, 'backend socket error');
+    for (let a = b.soft.peek(); a !== undefined; a = b.soft.peek()) {
+      b.soft.shift();
+      const q = this.liveQuery(a);
+      if (q && this.dispatch(q)) b.stats.hedged++;
+    }
+  }
+
+  private pickTcp(b: DnsBackend): TcpChannel | null {
+    let best: TcpChannel | null = null;
+    for (const ch of b.tcp) if (!ch.dead && (best === null || ch.ids.size < best.ids.size)) best = ch;
+    if (best !== null && (best.ids.size === 0 || b.tcp.length >= this.svc.tcp.connections_per_backend)) {
+      return best.ids.size < MAX_IDS_PER_SOCKET ? best : null;
+    }
+    const sock = net.connect({ host: b.host, port: b.port, noDelay: true });
+    const ch = new TcpChannel(b, sock, (c, m) => this.onUpstreamAnswer(c, m));
+    b.tcp.push(ch);
+    sock.setTimeout(this.svc.timeouts.connect);
+    sock.once('connect', () => sock.setTimeout(this.svc.tcp.idle));
+    // Connect timeout, or idle with nothing in flight. A stalled connection with queries in
+    // flight is left to the per-attempt timeouts (which hedge elsewhere).
+    sock.on('timeout', () => { if (sock.connecting || ch.ids.size === 0) sock.destroy(); });
+    sock.on('data', (chunk) => { if (!ch.framer.push(chunk)) sock.destroy(); });
+    sock.on('error', () => { /* handled on close */ });
+    sock.on('close', () => this.onTcpUpstreamClosed(ch));
+    return ch;
+  }
+
+  private onTcpUpstreamClosed(ch: TcpChannel): void {
+    ch.dead = true;
+    const b = ch.backend;
+    const i = b.tcp.indexOf(ch);
+    if (i >= 0) b.tcp.splice(i, 1);
+    if (this.closed) return;
+    // Queries still waiting on it go elsewhere; the backend is blamed only if it never answered.
+    const waiting = [...ch.ids.values()];
+    for (const a of waiting) this.attemptFailed(a, ch.answered === 0);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  private ensureTimer(): void {
+    if (this.timer === null && !this.closed) this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  private tick(): void {
+    const now = this.clock.now();
+    for (const b of this.backends) {
+      // Hedge: attempts older than the backend's adaptive timeout get a second backend.
+      const t = b.health.latency.timeout();
+      let hedgedHere = false;
+      for (let a = b.soft.peek(); a !== undefined && now - a.sentAt >= t; a = b.soft.peek()) {
+        b.soft.shift();
+        const q = this.liveQuery(a);
+        if (q === null) continue;
+        b.stats.hedged++;
+        hedgedHere = true;
+        this.dispatch(q);
+      }
+      if (hedgedHere) b.health.latency.timedOut();
+      // Give up: attempts unanswered after query_max are failures for passive health.
+      for (let a = b.hard.peek(); a !== undefined && now - a.sentAt >= this.hardMs; a = b.hard.peek()) {
+        b.hard.shift();
+        b.stats.timeouts++;
+        if (b.health.failure(now, true)) this.logState(b, now);
+        const q = this.liveQuery(a);
+        this.releaseAttempt(a);
+        if (q && q.live === 0 && !this.dispatch(q)) this.fail(q);
+      }
+    }
+    for (let q = this.deadlines.peek(); q !== undefined && now - q.start >= this.budget; q = this.deadlines.peek()) {
+      this.deadlines.shift();
+      this.fail(q);
+    }
+    if (this.liveAttempts === 0 && this.liveQueries === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+      for (const b of this.backends) { b.soft.clear(); b.hard.clear(); }
+      this.deadlines.clear();
+    }
+  }
+
+  // ---------------------------------------------------------------- active health
+
+  private async startProbes(b: DnsBackend): Promise<void> {
+    const hc = this.svc.health_check;
+    if (!b.local) {
+      const sock = await connectUdp(b.host, b.port);
+      b.probeSock = sock;
+      sock.on('message', (m) => {
+        if (m.length < HEADER_LEN || !isResponse(m) || readId(m) !== b.probeId) return;
+        b.probeId = -1;
+        this.probeResult(b, this.probeOk(rcodeOf(m)));
+      });
+      sock.on('error', () => { if (b.probeId >= 0) { b.probeId = -1; this.probeResult(b, false); } });
+    }
+    const send = (): void => this.sendProbe(b);
+    b.probeTimer = setInterval(send, hc.interval);
+    b.probeTimer.unref();
+    send();
+  }
+
+  private probeOk(rc: number): boolean {
+    if (rc === Rcode.SERVFAIL) return false;
+    if (this.svc.health_check.must_resolve && (rc === Rcode.NXDOMAIN || rc === Rcode.REFUSED)) return false;
+    return true;
+  }
+
+  private sendProbe(b: DnsBackend): void {
+    if (this.closed) return;
+    if (b.probeId >= 0) { b.probeId = -1; this.probeResult(b, false); }
+    const id = (Math.random() * 65536) | 0;
+    b.probeId = id;
+    b.probeSentAt = this.clock.now();
+    const msg = Buffer.from(this.probeMsg);
+    writeId(msg, id);
+    if (b.probeTimeout) clearTimeout(b.probeTimeout);
+    b.probeTimeout = setTimeout(() => {
+      if (b.probeId === id) { b.probeId = -1; this.probeResult(b, false); }
+    }, this.svc.health_check.timeout);
+    b.probeTimeout.unref();
+    if (b.local) {
+      const ctx: QueryContext = { clientAddress: '127.0.0.1', clientPort: 0, transport: 'udp', maxSize: 1232 };
+      this.opts.localHandler!.handle(msg, ctx, (resp, len) => {
+        if (b.probeId !== id || len < HEADER_LEN) return;
+        b.probeId = -1;
+        this.probeResult(b, this.probeOk(rcodeOf(resp)));
+      });
+    } else {
+      b.probeSock!.send(msg);
+    }
+  }
+
+  private probeResult(b: DnsBackend, ok: boolean): void {
+    const now = this.clock.now();
+    if (ok) b.stats.probesOk++; else b.stats.probesFailed++;
+    if (b.health.probe(now, ok, now - b.probeSentAt)) this.logState(b, now);
+  }
+
+  private logState(b: DnsBackend, now: number): void {
+    const state = b.health.state(now);
+    const fn = state === 'up' ? this.log.info : this.log.warn;
+    fn.call(this.log, { service: this.name, backend: b.id, state }, `backend ${b.id} is ${state}`);
+  }
+
+  // ---------------------------------------------------------------- status, close
+
+  stats(): DnsServiceStats {
+    const now = this.clock.now();
+    return {
+      name: this.name, mode: 'dns', ...this.stat, live: this.liveQueries,
+      backends: this.backends.map((b) => ({
+        address: b.id, state: b.down ? 'down' : b.health.state(now), weight: b.weight, backup: b.backup, down: b.down,
+        ...b.stats, outstanding: b.active, latencyMs: b.health.latency.srtt, timeoutMs: b.health.latency.timeout(),
+      })),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const b of this.backends) {
+      if (b.probeTimer) clearInterval(b.probeTimer);
+      if (b.probeTimeout) clearTimeout(b.probeTimeout);
+      b.probeSock?.close();
+      for (const ch of b.udp) ch.sock.close();
+      for (const ch of b.tcp) ch.sock.destroy();
+      b.udp.length = 0;
+    }
+    for (const s of this.udpListeners) s.close();
+    for (const c of this.clients) c.sock.destroy();
+    await Promise.all(this.tcpServers.map(closeServer));
+  }
+}
+
+export { formatHostPort };

@@ -1,0 +1,106 @@
+/**
+ * Small socket helpers shared by the balancer shells: binding listeners (port 0 for tests,
+ * UDP and TCP of one `dns://` entry on the same port), a bounded FIFO for timeouts, and the
+ * logger shape the balancer needs (pino's Logger fits it).
+ */
+import dgram from 'node:dgram';
+import net, { isIP } from 'node:net';
+
+export interface BalancerLog {
+  info(obj: unknown, msg?: string): void;
+  warn(obj: unknown, msg?: string): void;
+  error(obj: unknown, msg?: string): void;
+  debug(obj: unknown, msg?: string): void;
+}
+
+export const silentLog: BalancerLog = { info() {}, warn() {}, error() {}, debug() {} };
+
+export interface Bound { proto: 'udp' | 'tcp'; address: string; port: number }
+
+function fmt(host: string, port: number): string { return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`; }
+export { fmt as formatHostPort };
+
+/** dgram reusePort arrived in Node 22.12 / 23.1; use it only where the runtime has it. */
+function hasReusePort(): boolean {
+  const [maj, min] = process.versions.node.split('.').map(Number);
+  return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
+}
+
+export function bindUdp(host: string, port: number, reuseport = false): Promise<dgram.Socket> {
+  const v6 = isIP(host) === 6;
+  const opts: dgram.SocketOptions & { reusePort?: boolean } = { type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 };
+  if (reuseport && hasReusePort()) opts.reusePort = true;
+  const sock = dgram.createSocket(opts);
+  return new Promise((resolve, reject) => {
+    sock.once('error', (e) => reject(new Error(`cannot listen on udp ${fmt(host, port)}: ${e.message}`)));
+    sock.bind({ address: host, port, exclusive: !opts.reusePort }, () => {
+      sock.removeAllListeners('error');
+      // Per-datagram errors (ICMP unreachable for a client that left) are not fatal.
+      sock.on('error', () => {});
+      try { sock.setRecvBufferSize(4 << 20); sock.setSendBufferSize(4 << 20); } catch { /* capped by the kernel */ }
+      resolve(sock);
+    });
+  });
+}
+
+export function listenTcp(host: string, port: number, onConn: (c: net.Socket) => void, maxConnections: number): Promise<net.Server> {
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, onConn);
+  server.maxConnections = maxConnections;
+  return new Promise((resolve, reject) => {
+    server.once('error', (e) => reject(new Error(`cannot listen on tcp ${fmt(host, port)}: ${e.message}`)));
+    server.listen({ host, port, ipv6Only: isIP(host) === 6, exclusive: true }, () => {
+      server.removeAllListeners('error');
+      server.on('error', () => { /* accept errors (EMFILE): the kernel queue retries */ });
+      resolve(server);
+    });
+  });
+}
+
+/** A connected UDP socket towards one backend (the kernel then drops datagrams from anyone else). */
+export function connectUdp(host: string, port: number): Promise<dgram.Socket> {
+  const sock = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.connect(port, host, () => {
+      sock.removeListener('error', reject);
+      try { sock.setRecvBufferSize(4 << 20); sock.setSendBufferSize(4 << 20); } catch { /* capped by the kernel */ }
+      resolve(sock);
+    });
+  });
+}
+
+export function closeServer(s: net.Server): Promise<void> {
+  return new Promise((r) => s.close(() => r()));
+}
+
+/**
+ * FIFO of (item, generation) pairs with lazy deletion: an entry whose item has moved on to
+ * another generation (answered, recycled) is skipped when it reaches the head. Items enter in
+ * time order, so "expired" is always a prefix. Amortised O(1), no allocation once warm.
+ */
+export class GenFifo<T extends { gen: number }> {
+  private items: (T | undefined)[] = [];
+  private gens: number[] = [];
+  private head = 0;
+  push(item: T): void { this.items.push(item); this.gens.push(item.gen); }
+  /** The live head item (skipping dead entries), or undefined. */
+  peek(): T | undefined {
+    while (this.head < this.items.length) {
+      const it = this.items[this.head]!;
+      if (it.gen === this.gens[this.head]) return it;
+      this.advance();
+    }
+    return undefined;
+  }
+  shift(): void { this.advance(); }
+  private advance(): void {
+    this.items[this.head] = undefined;
+    this.head++;
+    if (this.head === this.items.length) { this.items.length = 0; this.gens.length = 0; this.head = 0; }
+    else if (this.head >= 4096 && this.head * 2 >= this.items.length) {
+      this.items.splice(0, this.head); this.gens.splice(0, this.head); this.head = 0;
+    }
+  }
+  get length(): number { return this.items.length - this.head; }
+  clear(): void { this.items.length = 0; this.gens.length = 0; this.head = 0; }
+}
