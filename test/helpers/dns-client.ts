@@ -57,6 +57,12 @@ export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 5000, stepM
   }
 }
 
+/** Answers as "TYPE data" strings (TXT strings decoded, objects as JSON) for easy assertions. */
 export function answersOf(r: Resp | null): string[] {
-  return (r?.answers ?? []).map((a) => `${a.type} ${typeof (a as { data: unknown }).data === 'string' ? (a as { data: string }).data : JSON.stringify((a as { data: unknown }).data)}`);
+  return (r?.answers ?? []).map((a) => {
+    const d = (a as { data: unknown }).data;
+    if (typeof d === 'string') return `${a.type} ${d}`;
+    if (Array.isArray(d)) return `${a.type} ${JSON.stringify(d.map((x) => (Buffer.isBuffer(x) ? x.toString() : x)))}`;
+    return `${a.type} ${JSON.stringify(d)}`;
+  });
 }
