@@ -255,7 +255,9 @@ export class FakeUpstream {
     const lname = question.name.toLowerCase().replace(/\.$/, '');
     const e = this.lookup(question);
     let rcode = e.rcode ?? 'NOERROR';
-    let answers = (e.answers ?? []).map((a) => ({ ...a, name: question.name })) as Answer[];
+    // Owner names equal to the question take the question's spelling (case), like real servers'
+    // name compression does; other owners (a CNAME's target) stay as written.
+    let answers = (e.answers ?? []).map((a) => (a.name.toLowerCase().replace(/\.$/, '') === lname ? { ...a, name: question.name } : a)) as Answer[];
     let authorities = e.authorities ?? [];
     if (!e.answers && !e.rcode) {
       rcode = this.nameExists(lname) ? 'NOERROR' : 'NXDOMAIN';
