@@ -16,6 +16,7 @@ import {
   HEADER_LEN, isResponse, isTruncated, rcodeOf, readId, sameQuestion, TcpFramer, tcpFrame, writeId, Rcode,
 } from '../dns/wire.js';
 import type { Server, UpstreamGroup } from './upstreams.js';
+import { literalLookup } from './listeners.js';
 
 export type ForwardOutcome =
   | { ok: true; resp: Buffer; server: Server; rttMs: number; tcp: boolean }
@@ -134,7 +135,7 @@ export class Forwarder {
       ps = undefined as unknown as PoolSocket;
     }
     if (!ps) {
-      const sock = dgram.createSocket(family === 4 ? 'udp4' : 'udp6');
+      const sock = dgram.createSocket({ type: family === 4 ? 'udp4' : 'udp6', lookup: literalLookup });
       const fresh: PoolSocket = { sock, pending: new Map(), uses: 0, retiring: false };
       sock.on('message', (msg, rinfo) => this.onMessage(fresh, msg, rinfo));
       sock.on('error', () => { /* ICMP errors surface as timeouts of the attempts */ });

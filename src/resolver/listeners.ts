@@ -25,6 +25,14 @@ export function hasReusePort(): boolean {
   return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
 }
 
+/**
+ * Replies go to the IP literal a datagram came from; dgram's default lookup sends even literals
+ * through dns.lookup and a nextTick per datagram. This one answers synchronously.
+ */
+export function literalLookup(address: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, isIP(address) || 4);
+}
+
 export class DnsListeners {
   private readonly udp: dgram.Socket[] = [];
   private readonly tcp: net.Server[] = [];
@@ -55,7 +63,7 @@ export class DnsListeners {
 
   private listenUdp(host: string, port: number): Promise<number> {
     const v6 = isIP(host) === 6;
-    const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 });
+    const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       sock.once('error', (e) => reject(new Error(`cannot listen on udp ${v6 ? `[${host}]` : host}:${port}: ${e.message}`)));
       sock.bind({ address: host, port, exclusive: true }, () => {

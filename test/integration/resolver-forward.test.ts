@@ -199,3 +199,27 @@ test('the ACL drops clients outside it', async () => {
   assert.equal(await udpQuery(port, 'acl.test', 'A', { timeoutMs: 300 }), null);
   assert.equal(up.total, 0);
 });
+
+test('reload keeps the cache when upstreams stay, drops it when they change; query log lines', async () => {
+  const up = new FakeUpstream().add('keep.test', 'A', ['192.0.2.50']);
+  const other = new FakeUpstream().add('keep.test', 'A', ['192.0.2.51']);
+  const { svc, port, cfg, ports } = await setup([up]);
+  const logged: unknown[] = [];
+  svc.resolver.queryLog = (e) => logged.push(e);
+  assert.deepEqual(answersOf(await udpQuery(port, 'keep.test')), ['A 192.0.2.50']);
+  await svc.reload({ ...cfg, records: [{ name: 'added.test', type: 'A', value: '10.9.9.9' }] });
+  svc.resolver.queryLog = (e) => logged.push(e); // reload re-applies query_log from config
+  assert.deepEqual(answersOf(await udpQuery(port, 'added.test')), ['A 10.9.9.9']);
+  assert.deepEqual(answersOf(await udpQuery(port, 'keep.test')), ['A 192.0.2.50']);
+  assert.equal(up.count('keep.test'), 1, 'cache survived the reload');
+  const po = (await other.start()).port;
+  cleanups.push(() => other.close());
+  await svc.reload({ ...cfg, upstreams: { ...cfg.upstreams, servers: [`127.0.0.1#${po}`] } });
+  svc.resolver.queryLog = (e) => logged.push(e);
+  assert.deepEqual(answersOf(await udpQuery(port, 'keep.test')), ['A 192.0.2.51'], 'new upstreams: cache dropped');
+  assert.equal(ports.length, 1);
+  const sources = logged.map((e) => (e as { source: string }).source);
+  assert.deepEqual(sources, ['upstream', 'local', 'cache', 'upstream']);
+  assert.equal((logged[0] as { name: string; type: string; upstream: string }).name, 'keep.test');
+  assert.match((logged[0] as { upstream: string }).upstream, /^127\.0\.0\.1#\d+$/);
+});
