@@ -1,0 +1,226 @@
+/**
+ * Resolver benchmark: hadns and dnsmasq side by side on loopback in one run, same dnsmasq.conf,
+ * same hosts file, same upstream (a fast responder in its own process).
+ *
+ * Paths: local (names from the hosts file), cache hits (a small set of upstream names, warmed first),
+ * cache misses (every name new, forwarded to the upstream). Each with a 10k- and a 50k-name hosts file.
+ * For each: maximum throughput (dnsperf, q/s) and server CPU per query at a fixed rate (utime+stime
+ * from /proc/PID/stat around the run), which stays meaningful when dnsperf itself is the bottleneck.
+ *
+ * Servers run pinned to one core, dnsperf and the upstream to another (taskset).
+ * Not a test. Usage (after `npm run build`):
+ *   node dist/bench/resolver.js [--duration 8] [--sizes 10000,50000] [--paths local,hit,miss]
+ *        [--rate-local 20000] [--rate-hit 20000] [--rate-miss 1000] [--server-cpu 0] [--client-cpu 1]
+ * Prints a markdown table on stdout; progress on stderr.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const isTs = import.meta.url.endsWith('.ts');
+const root = join(here, isTs ? '..' : '../..');
+const DNSMASQ = '/usr/sbin/dnsmasq';
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+const { values: o } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '8' },
+    sizes: { type: 'string', default: '10000,50000' },
+    paths: { type: 'string', default: 'local,hit,miss' },
+    'rate-local': { type: 'string', default: '20000' },
+    'rate-hit': { type: 'string', default: '20000' },
+    'rate-miss': { type: 'string', default: '1000' },
+    'server-cpu': { type: 'string', default: '0' },
+    'client-cpu': { type: 'string', default: '1' },
+  },
+});
+const DURATION = Number(o.duration);
+const SIZES = o.sizes!.split(',').map(Number);
+const PATHS = o.paths!.split(',') as Path[];
+const RATE: Record<Path, number> = { local: Number(o['rate-local']), hit: Number(o['rate-hit']), miss: Number(o['rate-miss']) };
+type Path = 'local' | 'hit' | 'miss';
+type Server = 'dnsmasq' | 'hadns';
+const log = (s: string) => process.stderr.write(s + '\n');
+
+// ---------- helpers ----------
+
+async function freePort(): Promise<number> {
+  for (;;) {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1'); await once(s, 'listening');
+    const port = s.address().port;
+    const t = net.createServer();
+    const ok = await new Promise<boolean>((r) => { t.once('error', () => r(false)); t.listen(port, '127.0.0.1', () => r(true)); });
+    await new Promise<void>((r) => s.close(() => r()));
+    if (ok) { await new Promise<void>((r) => t.close(() => r())); return port; }
+  }
+}
+
+/** A minimal A query; resolves when any reply arrives. */
+async function answers(port: number, name: string, timeoutMs = 300): Promise<boolean> {
+  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
+  const q = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+  const s = dgram.createSocket('udp4');
+  try {
+    return await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      s.on('message', () => { clearTimeout(t); resolve(true); });
+      s.send(q, port, '127.0.0.1');
+    });
+  } finally { s.close(); }
+}
+
+async function waitServing(port: number, p: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + 20000;
+  while (Date.now() < deadline) {
+    if (p.exitCode !== null) throw new Error(`${what} exited (${p.exitCode})`);
+    if (await answers(port, 'h0.bench.test')) return;
+  }
+  throw new Error(`${what} not answering on ${port}`);
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15 of the full line)
+}
+
+async function stop(p: ChildProcess | undefined): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null || !p.pid) return;
+  const e = once(p, 'exit');
+  process.kill(p.pid, 'SIGTERM');
+  const t = setTimeout(() => { if (p.exitCode === null && p.pid) process.kill(p.pid, 'SIGKILL'); }, 5000);
+  await e; clearTimeout(t);
+}
+
+interface PerfResult { qps: number; completed: number; lost: number }
+function dnsperf(port: number, file: string, args: string[]): PerfResult {
+  const r = spawnSync('taskset', ['-c', o['client-cpu']!, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-t', '2', ...args],
+    { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const out = r.stdout ?? '';
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+  const res = { qps: num(/Queries per second:\s+([\d.]+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/) };
+  if (Number.isNaN(res.qps)) throw new Error(`dnsperf failed: ${r.stderr || out}`);
+  return res;
+}
+
+// ---------- data ----------
+
+function writeHosts(path: string, n: number): void {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) lines.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} h${i}.bench.test`);
+  writeFileSync(path, lines.join('\n') + '\n', { mode: 0o644 });
+}
+function writeQueries(path: string, names: Iterable<string>): void {
+  const out: string[] = [];
+  for (const n of names) out.push(`${n} A`);
+  writeFileSync(path, out.join('\n') + '\n', { mode: 0o644 });
+}
+function* randomLocal(n: number, count: number): Generator<string> {
+  for (let i = 0; i < count; i++) yield `h${Math.floor(Math.random() * n)}.bench.test`;
+}
+function* range(prefix: string, count: number): Generator<string> {
+  for (let i = 0; i < count; i++) yield `${prefix}${i}.miss.bench.example`;
+}
+
+function conf(port: number, upstream: number, hosts: string): string {
+  return [
+    `port=${port}`, 'listen-address=127.0.0.1', 'bind-interfaces', 'no-resolv', 'no-hosts',
+    `server=127.0.0.1#${upstream}`, `addn-hosts=${hosts}`,
+    // Same cache size for both, big enough for the hit set (dnsmasq's default of 150 is not).
+    'cache-size=10000', 'dns-forward-max=1000',
+  ].join('\n') + '\n';
+}
+
+// ---------- main ----------
+
+interface Row { path: Path; size: number; qps: Record<Server, number>; usq: Record<Server, number>; lost: Record<Server, number> }
+
+async function main(): Promise<void> {
+  if (!existsSync(DNSMASQ)) throw new Error('dnsmasq missing: apt-get install dnsmasq-base');
+  const dir = mkdtempSync(join(tmpdir(), 'hadns-bench-'));
+  chmodSync(dir, 0o755); // dnsmasq drops privileges before reading the hosts file
+  const procs: ChildProcess[] = [];
+  const rows: Row[] = [];
+  try {
+    // The upstream shares the client core: it must not steal the server's core.
+    const upScript = join(here, isTs ? 'resolver-upstream.ts' : 'resolver-upstream.js');
+    const up = spawn('taskset', ['-c', o['client-cpu']!, process.execPath, ...(isTs ? ['--import', 'tsx'] : []), upScript],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    procs.push(up);
+    const first = await once(createInterface({ input: up.stdout! }), 'line');
+    const upPort = (JSON.parse(String(first[0])) as { port: number }).port;
+    log(`upstream on ${upPort}`);
+
+    const hitFile = join(dir, 'hit.txt');
+    writeQueries(hitFile, Array.from({ length: 200 }, (_, i) => `c${i}.hit.bench.example`));
+    let missRun = 0;
+
+    for (const size of SIZES) {
+      const hosts = join(dir, `hosts-${size}`);
+      writeHosts(hosts, size);
+      const localFile = join(dir, `local-${size}.txt`);
+      writeQueries(localFile, randomLocal(size, 100000));
+      const ports: Record<Server, number> = { dnsmasq: await freePort(), hadns: await freePort() };
+      for (const s of ['dnsmasq', 'hadns'] as Server[]) writeFileSync(join(dir, `${s}.conf`), conf(ports[s], upPort, hosts), { mode: 0o644 });
+      const cpu = o['server-cpu']!;
+      const dm = spawn('taskset', ['-c', cpu, DNSMASQ, '-k', `--conf-file=${join(dir, 'dnsmasq.conf')}`, '--pid-file=', '--log-facility=/dev/null'], { stdio: 'ignore' });
+      const hd = spawn('taskset', ['-c', cpu, process.execPath, join(root, 'bin', 'hadns'), 'start', '--dnsmasq', join(dir, 'hadns.conf')],
+        { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, HADNS_LOG_LEVEL: 'warn' } });
+      procs.push(dm, hd);
+      await Promise.all([waitServing(ports.dnsmasq, dm, 'dnsmasq'), waitServing(ports.hadns, hd, 'hadns')]);
+      // taskset execs the program, so the PID is the server's own.
+      const pid: Record<Server, number> = { dnsmasq: dm.pid!, hadns: hd.pid! };
+
+      for (const path of PATHS) {
+        const row: Row = { path, size, qps: { dnsmasq: 0, hadns: 0 }, usq: { dnsmasq: 0, hadns: 0 }, lost: { dnsmasq: 0, hadns: 0 } };
+        for (const s of ['dnsmasq', 'hadns'] as Server[]) {
+          const fileFor = (): string => {
+            if (path === 'local') return localFile;
+            if (path === 'hit') return hitFile;
+            // Fresh names every run so nothing is cached (enough for the run at any plausible rate).
+            const f = join(dir, `miss-${missRun}.txt`);
+            writeQueries(f, range(`r${missRun++}-`, 400000));
+            return f;
+          };
+          if (path === 'hit') dnsperf(ports[s], hitFile, ['-n', '2', '-q', '50']); // warm the cache
+          const max = dnsperf(ports[s], fileFor(), ['-l', String(DURATION), '-q', path === 'miss' ? '200' : '500']);
+          const before = cpuTicks(pid[s]);
+          const fixed = dnsperf(ports[s], fileFor(), ['-l', String(DURATION), '-Q', String(RATE[path]), '-q', '500']);
+          const ticks = cpuTicks(pid[s]) - before;
+          row.qps[s] = max.qps;
+          row.lost[s] = max.lost;
+          row.usq[s] = fixed.completed ? (ticks * 1e6 / CLK_TCK) / fixed.completed : NaN;
+          log(`${path} ${size} ${s}: ${max.qps.toFixed(0)} q/s (lost ${max.lost}), ${row.usq[s].toFixed(1)} µs/q at ${RATE[path]} q/s`);
+        }
+        rows.push(row);
+      }
+      await Promise.all([stop(dm), stop(hd)]);
+    }
+  } finally {
+    await Promise.all(procs.map((p) => stop(p)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '–');
+  const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
+  const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–');
+  const lines = [
+    `Resolver benchmark: ${DURATION} s per run, servers on CPU ${o['server-cpu']}, dnsperf and upstream on CPU ${o['client-cpu']}.`,
+    '',
+    '| path | hosts names | dnsmasq q/s | hadns q/s | hadns / dnsmasq | CPU rate q/s | dnsmasq µs/q | hadns µs/q | dnsmasq / hadns CPU |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.path} | ${r.size} | ${f0(r.qps.dnsmasq)} | ${f0(r.qps.hadns)} | ${f2(r.qps.hadns / r.qps.dnsmasq)} | ${RATE[r.path]} | ${f1(r.usq.dnsmasq)} | ${f1(r.usq.hadns)} | ${f2(r.usq.dnsmasq / r.usq.hadns)} |`),
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
