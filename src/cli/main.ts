@@ -151,6 +151,7 @@ async function cmdStart(argv: string[]): Promise<number> {
       } catch (e) {
         const msg = e instanceof ConfigError ? e.diagnostics.map(formatDiagnostic).join('; ') : (e as Error).message;
         log.error({ error: msg }, 'reload failed: keeping the running config');
+        node.configError(msg);
         return;
       }
       for (const d of next.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);

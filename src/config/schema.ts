@@ -134,6 +134,9 @@ export const logSchema = z.strictObject({
 export const configSchema = z.strictObject({
   node: z.strictObject({
     name: z.string().min(1).default('hadns').describe('This node\'s name (logs, metrics, the pair view).'),
+    state_dir: z.string().nullable().default(null).describe(
+      'Directory for state that must survive restarts (records added through the API). '
+      + 'null: keep such records in memory only. The systemd unit uses /var/lib/hadns.'),
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),

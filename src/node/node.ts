@@ -1,29 +1,61 @@
 /**
  * A hadns node: builds the services the config asks for, and owns their lifecycle
- * (start, reload on SIGHUP, graceful stop). Only node/ joins services together.
+ * (start, reload on SIGHUP, graceful stop). Only node/ joins services together, and it is the
+ * one implementation of NodeView that operators' tools read.
  */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config, LocalRecordConfig } from '../config/schema.js';
 import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
+import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
+import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 
-export class HadnsNode {
+export const VERSION: string = (() => {
+  try { return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version; } catch { return 'unknown'; }
+})();
+
+const EVENTS_MAX = 500;
+
+function toLocal(r: StoredRecord): LocalRecordConfig {
+  return { name: r.name, type: r.type as LocalRecordConfig['type'], value: r.value, ...(r.ttl !== undefined ? { ttl: r.ttl } : {}) };
+}
+
+export class HadnsNode implements NodeView {
   resolver: ResolverService | null = null;
   private config: Config;
+  private readonly eventRing: NodeEvent[] = [];
+  private readonly listeners = new Set<(e: NodeEvent) => void>();
+  private readonly startedAt = Date.now();
+  readonly store: RecordStore;
 
   private constructor(config: Config, private readonly log: Logger) {
     this.config = config;
+    const dir = config.node.state_dir;
+    this.store = new RecordStore(dir ? join(dir, 'records.json') : null, config.node.name);
   }
+
+  get name(): string { return this.config.node.name; }
 
   static async start(config: Config, log: Logger): Promise<HadnsNode> {
     const node = new HadnsNode(config, log);
     try {
-      if (config.resolver) node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }));
+      node.store.load();
+    } catch (e) {
+      // Never overwrite a store we could not read: refuse to start instead of losing records.
+      throw new Error(`cannot read the record store ${node.store.file}: ${(e as Error).message}`);
+    }
+    try {
+      if (config.resolver) {
+        node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
+      }
     } catch (e) {
       await node.stop();
       throw e;
     }
     if (!node.resolver) log.warn('no service configured: nothing to do');
+    node.event('start', `node ${config.node.name} started`);
     log.info({ node: config.node.name }, 'ready');
     return node;
   }
@@ -32,18 +64,119 @@ export class HadnsNode {
     return this.resolver ? this.resolver.addresses() : [];
   }
 
-  /** Applies a new, already validated config; on failure the old one keeps serving. */
-  async reload(config: Config): Promise<void> {
-    if (config.resolver && this.resolver) await this.resolver.reload(config.resolver);
-    else if (config.resolver && !this.resolver) this.resolver = await ResolverService.start(config.resolver, this.log.child({ svc: 'resolver' }));
-    else if (!config.resolver && this.resolver) { await this.resolver.close(); this.resolver = null; }
-    this.config = config;
+  event(kind: NodeEvent['kind'], message: string, data?: Record<string, unknown>): void {
+    const e: NodeEvent = { time: Date.now(), kind, message, ...(data ? { data } : {}) };
+    if (this.eventRing.length >= EVENTS_MAX) this.eventRing.shift();
+    this.eventRing.push(e);
+    for (const fn of this.listeners) { try { fn(e); } catch { /* a broken subscriber must not hurt the node */ } }
   }
 
+  /** Applies a new, already validated config; on failure the old one keeps serving. */
+  async reload(config: Config): Promise<void> {
+    try {
+      if (config.resolver && this.resolver) await this.resolver.reload(config.resolver);
+      else if (config.resolver && !this.resolver) this.resolver = await ResolverService.start(config.resolver, this.log.child({ svc: 'resolver' }), this.store.list().map(toLocal));
+      else if (!config.resolver && this.resolver) { await this.resolver.close(); this.resolver = null; }
+    } catch (e) {
+      this.event('reload-failed', (e as Error).message);
+      throw e;
+    }
+    this.config = config;
+    this.event('reload', 'configuration reloaded');
+  }
+
+  /** Reports a config error seen at reload time (the CLI calls this). */
+  configError(message: string): void { this.event('config-error', message); }
+
   get current(): Config { return this.config; }
+
+  // ---- NodeView ----
+
+  ready(): boolean {
+    return this.resolver !== null && this.resolver.addresses().length > 0;
+  }
+
+  status(): NodeStatus {
+    return {
+      node: this.name, version: VERSION, startedAt: this.startedAt, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      ready: this.ready(), resolver: this.resolverView(),
+    };
+  }
+
+  private resolverView(): ResolverView | null {
+    const svc = this.resolver;
+    if (!svc) return null;
+    const r = svc.resolver;
+    const t = r.current;
+    const upstreams: ResolverView['upstreams'] = [];
+    const groups = new Map<string, typeof t.defaultGroup>([['', t.defaultGroup], ...t.forward]);
+    for (const [domain, g] of groups) {
+      if (domain !== '' && g === t.defaultGroup) continue;
+      g.servers.forEach((s, i) => upstreams.push({
+        label: s.label, group: domain, srttMs: Math.round(g.state[i].srtt * 10) / 10, failures: g.state[i].failures,
+        sent: g.state[i].sent, answered: g.state[i].answered,
+      }));
+    }
+    return {
+      listen: svc.addresses().map((b) => `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
+      queries: r.stats.queries, bySource: { ...r.stats.bySource }, byRcode: { ...r.stats.byRcode },
+      aclDrops: r.stats.aclDrops, inflight: r.stats.inflight, inflightRefused: r.stats.inflightRefused,
+      localNames: t.local.size, cache: { ...r.cache.stats, entries: r.cache.size }, forwarder: { ...r.forwarder.stats }, upstreams,
+    };
+  }
+
+  events(limit = 100): NodeEvent[] { return this.eventRing.slice(-limit); }
+
+  onEvent(fn: (e: NodeEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  queries(limit = 100, filter?: string): unknown[] {
+    const all = this.resolver?.recentQueries ?? [];
+    const f = filter?.toLowerCase();
+    const sel = f ? all.filter((q) => `${q.client} ${q.name} ${q.type} ${q.rcode} ${q.source}`.toLowerCase().includes(f)) : all;
+    return sel.slice(-limit);
+  }
+
+  private async applyRecords(): Promise<void> {
+    if (this.resolver) await this.resolver.setApiRecords(this.store.list().map(toLocal));
+  }
+
+  private view(r: { name: string; type: string; value: string | string[]; ttl?: number }, origin: LocalRecordView['origin']): LocalRecordView {
+    return { id: recordId(r), name: r.name, type: r.type, value: r.value, ...(r.ttl !== undefined ? { ttl: r.ttl } : {}), origin };
+  }
+
+  readonly records = {
+    list: (): LocalRecordView[] => [
+      ...(this.config.resolver?.records ?? []).map((r) => this.view(r, 'config')),
+      ...this.store.list().map((r) => this.view(r, 'api')),
+    ],
+    add: async (r: { name: string; type: string; value: string | string[]; ttl?: number }): Promise<LocalRecordView> => {
+      if (!this.store.file) this.log.warn('node.state_dir is not set: records added through the API are kept in memory only');
+      const rec = this.store.add(r);
+      await this.applyRecords();
+      this.event('records', `record added: ${rec.name} ${rec.type}`, { id: recordId(rec) });
+      return this.view(rec, 'api');
+    },
+    remove: async (id: string): Promise<boolean> => {
+      const ok = this.store.remove(id);
+      if (ok) { await this.applyRecords(); this.event('records', `record removed: ${id}`, { id }); }
+      return ok;
+    },
+    update: async (id: string, r: { name: string; type: string; value: string | string[]; ttl?: number }): Promise<LocalRecordView> => {
+      if (!this.store.list().some((x) => recordId(x) === id)) throw new Error(`no API record ${id}`);
+      const rec = this.store.add(r); // validates before anything is removed
+      if (recordId(rec) !== id) this.store.remove(id);
+      await this.applyRecords();
+      this.event('records', `record changed: ${id} → ${recordId(rec)}`, { id: recordId(rec) });
+      return this.view(rec, 'api');
+    },
+  };
 
   async stop(): Promise<void> {
     if (this.resolver) await this.resolver.close();
     this.resolver = null;
+    this.event('stop', 'node stopped');
   }
 }

@@ -7,7 +7,7 @@ import { readFileSync, statSync, readdirSync, watchFile, unwatchFile } from 'nod
 import { join } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import type { ResolverConfig } from '../config/schema.js';
+import type { LocalRecordConfig, ResolverConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { parseHosts, type HostsEntry } from './hosts.js';
@@ -15,7 +15,7 @@ import { LocalData } from './local.js';
 import { PacketCache } from './cache.js';
 import { UpstreamGroup, parseResolvConf, type Server } from './upstreams.js';
 import { Forwarder } from './forwarder.js';
-import { Resolver, type Tables } from './resolver.js';
+import { Resolver, type QueryLogEntry, type Tables } from './resolver.js';
 import { buildAcl } from './acl.js';
 import { DnsListeners, type BoundAddress } from './listeners.js';
 
@@ -44,7 +44,7 @@ function hostsFilesOf(path: string): string[] {
 }
 
 /** Reads files and builds the tables; never throws for a bad file (reported, the rest loads). */
-export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (p) => readFileSync(p, 'utf8')): BuildResult {
+export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (p) => readFileSync(p, 'utf8'), apiRecords: LocalRecordConfig[] = []): BuildResult {
   const diagnostics: Diagnostic[] = [];
   const watch: string[] = [];
   const hosts: HostsEntry[] = [];
@@ -61,7 +61,7 @@ export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (
     }
   }
   const local = new LocalData({
-    records: cfg.records, hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
+    records: [...cfg.records, ...apiRecords], hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
   });
   diagnostics.push(...local.diagnostics);
 
@@ -129,6 +129,9 @@ export class ResolverService {
   private sweepTimer: NodeJS.Timeout | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
   private queryLogBudget = 0;
+  private apiRecords: LocalRecordConfig[] = [];
+  /** The latest query-log entries (bounded), for the console's query view. */
+  readonly recentQueries: QueryLogEntry[] = [];
   private queryLogSecond = 0;
 
   private constructor(cfg: ResolverConfig, built: BuildResult, private readonly log: Logger) {
@@ -141,10 +144,11 @@ export class ResolverService {
     this.listeners = new DnsListeners(this.resolver);
   }
 
-  static async start(cfg: ResolverConfig, log: Logger): Promise<ResolverService> {
-    const built = buildTables(cfg);
+  static async start(cfg: ResolverConfig, log: Logger, apiRecords: LocalRecordConfig[] = []): Promise<ResolverService> {
+    const built = buildTables(cfg, undefined, apiRecords);
     for (const d of built.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
     const svc = new ResolverService(cfg, built, log);
+    svc.apiRecords = apiRecords;
     const bound = await svc.listeners.listen(listenAddresses(cfg));
     log.info({ addresses: bound.map((b) => `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) },
       'resolver listening');
@@ -167,8 +171,16 @@ export class ResolverService {
         if (this.queryLogBudget < 0) this.log.warn({ dropped: -this.queryLogBudget }, 'query log rate limit: lines dropped');
         this.queryLogSecond = sec; this.queryLogBudget = rate;
       }
+      if (this.recentQueries.length >= 1000) this.recentQueries.shift();
+      this.recentQueries.push({ ...e, time: Date.now() } as QueryLogEntry);
       if (this.queryLogBudget-- > 0) this.log.info({ query: e }, 'query');
     };
+  }
+
+  /** Replaces the records managed through the API (and replication) and rebuilds local data. */
+  async setApiRecords(records: LocalRecordConfig[]): Promise<void> {
+    this.apiRecords = records;
+    await this.reload(this.cfg);
   }
 
   /** Re-reads files for the current config (hosts/resolv-file changed on disk). */
@@ -179,7 +191,7 @@ export class ResolverService {
    * re-bound; if that fails the old listeners keep serving and the error is thrown.
    */
   async reload(cfg: ResolverConfig): Promise<void> {
-    const built = buildTables(cfg);
+    const built = buildTables(cfg, undefined, this.apiRecords);
     for (const d of built.diagnostics) this.log.warn({ file: d.file, line: d.line }, d.message);
     const oldAddrs = JSON.stringify(listenAddresses(this.cfg));
     const newAddrs = JSON.stringify(listenAddresses(cfg));
