@@ -192,7 +192,7 @@ export class Resolver implements DnsHandler {
       return { kind: 'local', wire: assembleResponse(msg, info, name, rcode, true, answers), source: 'local' };
     }
     if ((t.domainNeeded && name !== '' && !name.includes('.')) || (t.bogusPriv && isPrivateReverse(name))) {
-      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, false, []), source: 'local' };
+      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, true, []), source: 'local' };
     }
     // Conditional forwarding: the most specific domain wins.
     let n = name;

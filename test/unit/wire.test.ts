@@ -7,6 +7,7 @@ import {
   sameQuestion, nameToString, encodeName, HEADER_LEN, clampTtls,
 } from '../../src/dns/wire.js';
 import { buildQuery, decode, assembleResponse } from '../../src/dns/message.js';
+import { recordData } from '../../src/dns/records.js';
 
 test('scanMessage reads question, EDNS size and DO bit', () => {
   const q = buildQuery('Www.Example.COM', 'AAAA', { id: 4660, edns: true, udpSize: 4000, dnssecOk: true });
@@ -122,4 +123,14 @@ test('assembleResponse compresses owner names to the question (keeps client case
   assert.equal((d.answers![0] as { data: string }).data, '192.0.2.7');
   assert.equal(d.flag_aa, true);
   assert.deepEqual([...encodeName('a.b')], [1, 97, 1, 98, 0]);
+});
+
+test('a root target (".") in RDATA is encoded with the right length', () => {
+  const q = buildQuery('_svc._tcp.example', 'SRV', { edns: true });
+  const info = new QueryInfo();
+  scanMessage(q, q.length, info);
+  const r = assembleResponse(q, info, '_svc._tcp.example', 0, true, [{ name: '_svc._tcp.example', type: 'SRV', ttl: 0, data: recordData('SRV', '0 0 0 .') }]);
+  const d = decode(r);
+  assert.equal((d.answers![0] as { data: { target: string } }).data.target, '.');
+  assert.equal(d.additionals![0].type, 'OPT', 'the OPT after it is intact');
 });
