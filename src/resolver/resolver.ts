@@ -191,8 +191,13 @@ export class Resolver implements DnsHandler {
       const answers = local.kind === 'answer' ? local.answers : [];
       return { kind: 'local', wire: assembleResponse(msg, info, name, rcode, true, answers), source: 'local' };
     }
-    if ((t.domainNeeded && name !== '' && !name.includes('.')) || (t.bogusPriv && isPrivateReverse(name))) {
+    // As dnsmasq: bogus-priv answers as the authority for private reverse zones (AA), while a
+    // domain-needed refusal to forward a dotless name is not authoritative.
+    if (t.bogusPriv && isPrivateReverse(name)) {
       return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, true, []), source: 'local' };
+    }
+    if (t.domainNeeded && name !== '' && !name.includes('.')) {
+      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, false, []), source: 'local' };
     }
     // Conditional forwarding: the most specific domain wins.
     let n = name;
