@@ -274,26 +274,24 @@ export class DnsProxy {
           b.udp.push(ch);
         }
       }
-      // Port 0 with UDP and TCP on one address: TCP reuses the port the kernel gave UDP.
-      const picked = new Map<string, number>();
-      for (const l of this.opts.listeners) {
-        const other = `${l.proto === 'udp' ? 'tcp' : 'udp'}/${l.address}`;
-        const port = l.port === 0 && picked.has(other) ? picked.get(other)! : l.port;
-        if (port !== l.port) picked.delete(other);
-        const k = `${l.proto}/${l.address}`;
-        if (l.proto === 'udp') {
-          const sock = await bindUdp(l.address, port, l.reuseport);
-          sock.on('message', (m, r) => this.onUdpQuery(sock, m, r));
-          this.udpListeners.push(sock);
-          const a = sock.address();
-          this.bound.push({ proto: 'udp', address: a.address, port: a.port });
-          if (port === 0) picked.set(k, a.port);
-        } else {
-          const srv = await listenTcp(l.address, port, (c) => this.onTcpClient(c), this.svc.tcp.max_connections);
-          this.tcpServers.push(srv);
-          const a = srv.address() as net.AddressInfo;
-          this.bound.push({ proto: 'tcp', address: a.address, port: a.port });
-          if (port === 0) picked.set(k, a.port);
+      // Port 0 with UDP and TCP on one address: both get the same port (the kernel picks it for
+      // UDP; if that port is taken for TCP, both are tried again).
+      const ls = this.opts.listeners.slice();
+      while (ls.length) {
+        const l = ls.shift()!;
+        const j = l.port === 0 ? ls.findIndex((o) => o.port === 0 && o.address === l.address && o.proto !== l.proto) : -1;
+        if (j < 0) { await this.bindOne(l, l.port); continue; }
+        const other = ls.splice(j, 1)[0];
+        const udpL = l.proto === 'udp' ? l : other;
+        const tcpL = l.proto === 'udp' ? other : l;
+        for (let attempt = 0; ; attempt++) {
+          const port = await this.bindOne(udpL, 0);
+          try { await this.bindOne(tcpL, port); break; } catch (e) {
+            const sock = this.udpListeners.pop()!;
+            this.bound.pop();
+            sock.close();
+            if (attempt >= 20) throw e;
+          }
         }
       }
       if (this.svc.health_check.enabled) for (const b of this.backends) await this.startProbes(b);
@@ -306,6 +304,23 @@ export class DnsProxy {
   }
 
   addresses(): Bound[] { return this.bound.slice(); }
+
+  /** Binds one listener; returns the bound port. */
+  private async bindOne(l: ListenAddress, port: number): Promise<number> {
+    if (l.proto === 'udp') {
+      const sock = await bindUdp(l.address, port, l.reuseport);
+      sock.on('message', (m, r) => this.onUdpQuery(sock, m, r));
+      this.udpListeners.push(sock);
+      const a = sock.address();
+      this.bound.push({ proto: 'udp', address: a.address, port: a.port });
+      return a.port;
+    }
+    const srv = await listenTcp(l.address, port, (c) => this.onTcpClient(c), this.svc.tcp.max_connections);
+    this.tcpServers.push(srv);
+    const a = srv.address() as net.AddressInfo;
+    this.bound.push({ proto: 'tcp', address: a.address, port: a.port });
+    return a.port;
+  }
 
   // ---------------------------------------------------------------- client side
 
