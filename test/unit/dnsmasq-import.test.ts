@@ -138,6 +138,10 @@ describe('dnsmasq importer: upstreams and forwarding', () => {
     ]);
     assert.deepEqual(res.local_domains, ['lan', 'home.arpa']);
   });
+  it('maps domain=DOM,PREFIX,local to local domains, forward and reverse', () => {
+    const { res } = resolver('domain=lan,192.168.7.0/24,local');
+    assert.deepEqual(res.local_domains, ['lan', '7.168.192.in-addr.arpa']);
+  });
   it('maps rev-server to reverse zones, expanding prefixes off an octet/nibble boundary', () => {
     const { res } = resolver('rev-server=192.168.1.0/24,10.0.0.1\nrev-server=10.16.0.0/14,10.0.0.2#54\nrev-server=2001:db8::/32,10.0.0.3\nrev-server=172.16.0.0/16');
     assert.deepEqual(res.forward, [
@@ -374,6 +378,11 @@ describe('dnsmasq importer: includes', () => {
       '/etc/dnsmasq.d/extra.conf:4: warning: ignored: dhcp-range: hadns does not serve DHCP',
     ]);
     assert.deepEqual(r.files, ['/etc/dnsmasq.conf', '/etc/dnsmasq.d/extra.conf', '/etc/hosts']);
+  });
+
+  it('an unreadable main file is one error and no config', () => {
+    const r = importDnsmasq('/nonexistent/dnsmasq.conf', undefined, () => { throw new Error('ENOENT'); });
+    assert.deepEqual(r, { config: {}, diagnostics: [{ file: '/nonexistent/dnsmasq.conf', line: 1, severity: 'error', message: 'cannot read: ENOENT' }], files: [] });
   });
 
   it('an unreadable include is an error at the including line', () => {

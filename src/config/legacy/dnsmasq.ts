@@ -757,10 +757,22 @@ const HANDLERS: Record<string, Handler> = {
     ctx.records.push({ name: normDomain(name), type: 'PTR', value: target ? normDomain(target) : '.' });
   },
   'domain': (ctx, value, w) => {
-    // Only the plain first form matters to the resolver (srv-host without a domain).
-    if (value) {
-      const d = splitFields(value)[0];
-      if (isDomain(d) && !ctx.domain) ctx.domain = normDomain(d);
+    const f = value ? splitFields(value) : [];
+    const d = f[0] ? normDomain(f[0]) : '';
+    if (d && !isDomain(d)) { ctx.error(w, `domain: "${f[0]}" is not a domain name`); return; }
+    // The first plain domain completes srv-host names given without one.
+    if (d && !ctx.domain) ctx.domain = d;
+    if (f[2] === 'local' && f[1]) {
+      // domain=DOM,PREFIX,local is dnsmasq shorthand for local=/DOM/ plus local= for the reverse zone.
+      const [ip, lenS] = f[1].split('/');
+      const fam = isIP(ip);
+      const len = lenS === undefined ? NaN : parseUint(lenS, fam === 4 ? 32 : 128);
+      if (!fam || len === null || Number.isNaN(len) || len < 1) {
+        ctx.error(w, `domain: "${f[1]}" is not an address prefix (expected DOMAIN,PREFIX,local, e.g. lan,192.168.0.0/24,local)`);
+        return;
+      }
+      addLocal(ctx, [d, ...reverseZones(ip, len)]);
+      return;
     }
     ctx.warn(w, `ignored: domain: ${IGNORED['domain']}`);
   },
@@ -859,11 +871,16 @@ function confDir(ctx: Importer, value: string | undefined, w: Where): void {
  * (and `path` when `text` is absent).
  */
 export function importDnsmasq(path: string, text?: string, readFile?: (p: string) => string): DnsmasqImport {
-  const imp = new Importer(readFile ?? ((p) => readFileSync(p, 'utf8')));
-  if (text === undefined) imp.readConfFile(path);
-  else imp.parseText(path, text);
-  const config = imp.diags.items.some((d) => d.severity === 'error' && d.file === path && d.message.startsWith('cannot read'))
-    ? {}
-    : imp.build();
-  return { config, diagnostics: imp.diags.items, files: imp.files };
+  const read = readFile ?? ((p) => readFileSync(p, 'utf8'));
+  const imp = new Importer(read);
+  if (text === undefined) {
+    try {
+      text = read(path);
+    } catch (e) {
+      // Nothing to import: no config at all rather than one made of defaults.
+      return { config: {}, diagnostics: [{ file: path, line: 1, severity: 'error', message: `cannot read: ${(e as Error).message}` }], files: [] };
+    }
+  }
+  imp.parseText(path, text);
+  return { config: imp.build(), diagnostics: imp.diags.items, files: imp.files };
 }
