@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { recordData } from '../dns/records.js';
+import { apiSectionSchema } from '../observe/config.js';
 
 // ---------- shared value types ----------
 
@@ -140,6 +141,7 @@ export const configSchema = z.strictObject({
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),
+  api: apiSectionSchema.describe('The operators\' HTTP endpoint: health, readiness, Prometheus metrics, JSON API and web console (docs/operations.md).'),
 }).describe('hadns native configuration (YAML).');
 
 export type Config = z.output<typeof configSchema>;
