@@ -1,6 +1,6 @@
 /**
  * The `hadns` command. Sub-commands are stable (scripts and tests drive them):
- *   start, check, import, schema — each with --help.
+ *   start, check, import, schema, status — each with --help.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { writeFileSync, readFileSync } from 'node:fs';
@@ -13,6 +13,8 @@ import { importDnsmasq } from '../config/legacy/dnsmasq.js';
 import { buildTables } from '../resolver/service.js';
 import { createLogger } from '../util/log.js';
 import { HadnsNode } from '../node/node.js';
+import { startObserve, type ObserveServer } from '../observe/http.js';
+import { apiUrlFromConfig, DEFAULT_API_URL, fetchStatus, renderStatus } from '../observe/status.js';
 
 const VERSION = (() => {
   try {
@@ -30,6 +32,7 @@ Commands:
   check    validate configuration; prints FILE:LINE: message per problem, exit 1 on errors
   import   convert a legacy config (dnsmasq.conf) into native YAML
   schema   print the JSON Schema of the native config (for editors)
+  status   show a running node: readiness, listeners, upstreams, cache, recent events
 
 Run 'hadns <command> --help' for a command's options.`,
   start: `Usage: hadns start [--config FILE] [--dnsmasq FILE]
@@ -72,6 +75,18 @@ Prints the JSON Schema of the native configuration (draft 2020-12), for editors.
 Options:
       --markdown      print the configuration reference (docs/configuration.md) instead
   -h, --help          this help`,
+  status: `Usage: hadns status [--api URL] [--token T] [--config FILE] [--json]
+
+Shows a running node as its API sees it: readiness, VRRP role and VIPs, listeners, upstreams
+and backends with health and latency, cache hit ratio, recent events.
+Exit 0 when the node is ready, 1 when it is not ready or cannot be reached.
+
+Options:
+      --api URL       the node's API (default: api.listen of --config, else ${DEFAULT_API_URL})
+      --token T       API token (default: $HADNS_API_TOKEN, else api.token / api.token_file of --config)
+  -c, --config FILE   read the API address and token from this config
+      --json          print the status as JSON (for scripts)
+  -h, --help          this help`,
 };
 
 const sourceOptions = {
@@ -105,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'check': return cmdCheck(rest);
     case 'import': return cmdImport(rest);
     case 'schema': return cmdSchema(rest);
+    case 'status': return cmdStatus(rest);
     default:
       err(`hadns: unknown command "${cmd}"\n\n${HELP.main}`);
       return 2;
@@ -133,13 +149,18 @@ async function cmdStart(argv: string[]): Promise<number> {
     log.fatal((e as Error).message);
     return 1;
   }
+  // The API is for operators: if it cannot start (port taken, token file unreadable), DNS keeps serving.
+  let api: ObserveServer | null = null;
+  if (cfg.api.enabled) {
+    try { api = await startObserve(node, cfg.api, log.child({ svc: 'api' })); } catch (e) { log.error({ error: (e as Error).message }, 'api not started'); }
+  }
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal: sig }, 'stopping');
-      node.stop().then(() => { log.info('stopped'); resolve(0); }, (e) => { log.error((e as Error).message); resolve(1); });
+      Promise.resolve(api?.close()).then(() => node.stop()).then(() => { log.info('stopped'); resolve(0); }, (e) => { log.error((e as Error).message); resolve(1); });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -198,6 +219,36 @@ async function cmdImport(argv: string[]): Promise<number> {
   if (a.values.output) writeFileSync(a.values.output, text);
   else out(text);
   return 0;
+}
+
+async function cmdStatus(argv: string[]): Promise<number> {
+  const a = parse('status', argv, {
+    api: { type: 'string' }, token: { type: 'string' }, config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  });
+  if (!a) return 2;
+  if (a.values.help) { out(HELP.status); return 0; }
+  let url = DEFAULT_API_URL;
+  let token: string | null = process.env.HADNS_API_TOKEN || null;
+  if (a.values.config) {
+    try {
+      const fromCfg = apiUrlFromConfig(loadConfig({ config: a.values.config }).config.api);
+      url = fromCfg.url;
+      token ??= fromCfg.token;
+    } catch (e) {
+      if (e instanceof ConfigError) { printDiagnostics(e.diagnostics); return 1; }
+      throw e;
+    }
+  }
+  if (a.values.api) url = a.values.api;
+  if (a.values.token) token = a.values.token;
+  try {
+    const rep = await fetchStatus(url, token);
+    out(a.values.json ? JSON.stringify(rep, null, 2) : renderStatus(rep, process.stdout.isTTY === true));
+    return rep.status.ready ? 0 : 1;
+  } catch (e) {
+    err(`hadns status: ${(e as Error).message}`);
+    return 1;
+  }
 }
 
 async function cmdSchema(argv: string[]): Promise<number> {
