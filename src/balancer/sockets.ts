@@ -26,9 +26,19 @@ function hasReusePort(): boolean {
   return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
 }
 
+type LookupCb = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+/** dgram `lookup` for literal IP addresses only (the balancer never sends to a host name). */
+function literalLookup(address: string, _opts: unknown, cb: LookupCb): void {
+  const f = isIP(address);
+  if (f === 0) cb(Object.assign(new Error(`not an IP address: ${address}`), { code: 'EINVAL' }), '', 0);
+  else cb(null, address, f);
+}
+
 export function bindUdp(host: string, port: number, reuseport = false): Promise<dgram.Socket> {
   const v6 = isIP(host) === 6;
-  const opts: dgram.SocketOptions & { reusePort?: boolean } = { type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 };
+  // Replies go to the literal IP a datagram came from: answer dgram's per-send address lookup
+  // synchronously instead of through dns.lookup (which defers every send by a nextTick).
+  const opts: dgram.SocketOptions & { reusePort?: boolean } = { type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup };
   if (reuseport && hasReusePort()) opts.reusePort = true;
   const sock = dgram.createSocket(opts);
   return new Promise((resolve, reject) => {

@@ -1,0 +1,16 @@
+/**
+ * Runs the balancer alone from a JSON `balancer:` section (for bench/balancer.ts, until the CLI
+ * has `hadns start --nginx`). Prints "ready" with the bound addresses on stdout; SIGTERM closes.
+ * Usage: node dist/bench/balancer-server.js section.json
+ */
+import { readFileSync } from 'node:fs';
+import { startBalancer } from '../src/balancer/service.js';
+import { silentLog } from '../src/balancer/sockets.js';
+
+const section = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const bal = await startBalancer(section, { log: silentLog });
+process.stdout.write(`ready ${JSON.stringify(bal.addresses())}\n`);
+process.on('SIGTERM', () => {
+  process.stderr.write(`${JSON.stringify(bal.stats())}\n`);
+  void bal.close().then(() => process.exit(0));
+});

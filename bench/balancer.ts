@@ -1,0 +1,209 @@
+/**
+ * Balancer benchmark: nginx stream vs hadns (DNS mode, without and with the frontend cache)
+ * vs dnsdist, each in front of the same two dnsmasq backends, in one run, reported as ratios
+ * to nginx. Not a test.
+ *
+ * - backends: two dnsmasq answering *.bench.test locally (--address), pinned with dnsperf to
+ *   the client core;
+ * - each balancer in turn is pinned alone to the server core (taskset), nginx with the
+ *   article's stream config (ports adapted, worker_processes 1: one core each);
+ * - max throughput: dnsperf, 10k distinct names, -q outstanding, -l seconds;
+ * - latency at a fixed rate (--rate, below every balancer's max): dnsperf -v per-query
+ *   latencies → p50/p99.
+ * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
+ *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
+ * Prints a markdown table on stdout; progress on stderr.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { once } from 'node:events';
+import { buildQuery } from '../src/dns/message.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const isTs = import.meta.url.endsWith('.ts');
+const root = join(here, isTs ? '..' : '../..');
+const { values: o } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '8' },
+    rate: { type: 'string', default: '10000' },
+    'server-cpu': { type: 'string', default: '1' },
+    'client-cpu': { type: 'string', default: '0' },
+    only: { type: 'string', default: '' },
+  },
+});
+const DURATION = Number(o.duration);
+const RATE = Number(o.rate);
+const SCPU = o['server-cpu']!;
+const CCPU = o['client-cpu']!;
+const log = (s: string) => process.stderr.write(s + '\n');
+const NGINX = '/usr/sbin/nginx';
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+const DNSDIST = '/usr/bin/dnsdist';
+
+async function freePort(): Promise<number> {
+  for (;;) {
+    const s = dgram.createSocket('udp4');
+    s.bind(0, '127.0.0.1'); await once(s, 'listening');
+    const port = s.address().port;
+    const t = net.createServer();
+    const ok = await new Promise<boolean>((r) => { t.once('error', () => r(false)); t.listen(port, '127.0.0.1', () => r(true)); });
+    await new Promise<void>((r) => s.close(() => r()));
+    if (ok) { await new Promise<void>((r) => t.close(() => r())); return port; }
+  }
+}
+
+async function answers(port: number, timeoutMs = 300): Promise<boolean> {
+  const q = buildQuery('n1.bench.test', 'A');
+  const s = dgram.createSocket('udp4');
+  try {
+    return await new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      s.on('message', () => { clearTimeout(t); resolve(true); });
+      s.send(q, port, '127.0.0.1');
+    });
+  } finally { s.close(); }
+}
+
+async function waitAnswering(port: number, what: string, p: ChildProcess): Promise<void> {
+  const t0 = Date.now();
+  while (!(await answers(port))) {
+    if (p.exitCode !== null) throw new Error(`${what} exited (${p.exitCode})`);
+    if (Date.now() - t0 > 10_000) throw new Error(`${what} not answering on ${port}`);
+  }
+}
+
+const children: ChildProcess[] = [];
+function run(cpu: string, cmd: string, args: string[]): ChildProcess {
+  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  p.stdout!.resume();
+  let err = '';
+  p.stderr!.on('data', (d) => { err += d; if (err.length > 10_000) err = err.slice(-5000); });
+  (p as ChildProcess & { errText: () => string }).errText = () => err;
+  children.push(p);
+  return p;
+}
+async function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const done = once(p, 'exit');
+  p.kill('SIGTERM'); // by PID: our own child (taskset execs the command, so the PID is the server's)
+  await done;
+}
+process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
+
+interface PerfResult { qps: number; lost: number; sent: number; avgMs: number; p50?: number; p99?: number }
+
+function dnsperf(port: number, file: string, extra: string[], verbose = false): PerfResult {
+  const args = ['-c', CCPU, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(DURATION), '-c', '8', '-q', '500', '-t', '2', ...extra];
+  if (verbose) args.push('-v');
+  const r = spawnSync('taskset', args, { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const out = r.stdout;
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
+  const res: PerfResult = {
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    sent: num(/Queries sent:\s+(\d+)/),
+    lost: num(/Queries lost:\s+(\d+)/),
+    avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+  };
+  if (verbose) {
+    // verbose lines: "> NOERROR n1.bench.test A 0.000123"
+    const lat: number[] = [];
+    for (const m of out.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Number(m[1]) * 1000);
+    lat.sort((a, b) => a - b);
+    if (lat.length) { res.p50 = lat[Math.floor(lat.length * 0.5)]; res.p99 = lat[Math.floor(lat.length * 0.99)]; }
+  }
+  if (!Number.isFinite(res.qps)) throw new Error(`dnsperf failed: ${r.stderr || out}`);
+  return res;
+}
+
+async function main(): Promise<void> {
+  for (const bin of ['dnsperf', 'dnsmasq', 'taskset']) {
+    if (spawnSync('which', [bin]).status !== 0) throw new Error(`${bin} is required (apt-get install -y dnsperf dnsmasq-base util-linux)`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hadns-bal-bench-'));
+  try {
+    const qfile = join(dir, 'queries.txt');
+    writeFileSync(qfile, Array.from({ length: 10_000 }, (_, i) => `n${i}.bench.test A`).join('\n') + '\n');
+    // two dnsmasq backends on the client core
+    const bports = [await freePort(), await freePort()];
+    const backends = bports.map((p) => run(CCPU, '/usr/sbin/dnsmasq', [
+      '-k', '--conf-file=/dev/null', `--port=${p}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
+      '--address=/bench.test/192.0.2.1', '--local-ttl=300', '--pid-file=', '--log-facility=/dev/null', '--user=root', '--dns-forward-max=10000',
+    ]));
+    for (const [i, b] of backends.entries()) await waitAnswering(bports[i], 'dnsmasq', b);
+    log(`backends: dnsmasq on ${bports.join(', ')} (cpu ${CCPU}); balancers on cpu ${SCPU}; dnsperf on cpu ${CCPU}`);
+
+    const targets: { name: string; start: () => Promise<{ p: ChildProcess; port: number }> }[] = [];
+    if (existsSync(NGINX) && existsSync(STREAM_MODULE)) {
+      targets.push({ name: 'nginx stream (article config)', start: async () => {
+        const port = await freePort();
+        const pre = join(dir, 'nginx'); mkdirSync(join(pre, 'logs'), { recursive: true });
+        writeFileSync(join(pre, 'nginx.conf'), `load_module ${STREAM_MODULE};\ndaemon off;\npid ${pre}/nginx.pid;\nerror_log ${pre}/logs/error.log;\n`
+          + `worker_processes 1;\nevents { worker_connections 1024; }\nstream {\nupstream dns {\nserver 127.0.0.1:${bports[0]} weight=1;\nserver 127.0.0.1:${bports[1]} weight=1;\n}\n`
+          + `server {\nlisten 127.0.0.1:${port} udp;\nproxy_connect_timeout 1s;\nproxy_timeout 20s;\nproxy_pass dns;\n}\n}\n`);
+        const p = run(SCPU, NGINX, ['-p', pre, '-c', join(pre, 'nginx.conf')]);
+        await waitAnswering(port, 'nginx', p);
+        return { p, port };
+      } });
+    } else log('nginx with the stream module not installed: skipped (apt-get install -y nginx-light libnginx-mod-stream)');
+    const hadns = (cache: boolean) => async () => {
+      const port = await freePort();
+      const cfg = join(dir, `hadns-${cache}.json`);
+      writeFileSync(cfg, JSON.stringify({ services: [{
+        name: 'dns', mode: 'dns', listen: [`udp://127.0.0.1:${port}`],
+        pool: { backends: bports.map((b) => ({ address: `127.0.0.1:${b}` })) },
+        health_check: { name: 'n1.bench.test' }, cache: { enabled: cache, size: 20_000 },
+      }] }));
+      const p = run(SCPU, process.execPath, [join(root, 'dist/bench/balancer-server.js'), cfg]);
+      await waitAnswering(port, 'hadns', p);
+      return { p, port };
+    };
+    targets.push({ name: 'hadns DNS mode', start: hadns(false) });
+    targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
+    if (existsSync(DNSDIST)) {
+      targets.push({ name: 'dnsdist (no cache)', start: async () => {
+        const port = await freePort();
+        const conf = join(dir, 'dnsdist.conf');
+        writeFileSync(conf, `setLocal('127.0.0.1:${port}')\nsetSecurityPollSuffix('')\nsetServerPolicy(roundrobin)\n`
+          + bports.map((b) => `newServer({address='127.0.0.1:${b}', healthCheckMode='lazy'})`).join('\n') + '\n');
+        const p = run(SCPU, DNSDIST, ['--supervised', '--disable-syslog', '-C', conf]);
+        await waitAnswering(port, 'dnsdist', p);
+        return { p, port };
+      } });
+    } else log('dnsdist not installed: skipped');
+
+    const rows: { name: string; max: PerfResult; fixed: PerfResult }[] = [];
+    for (const t of targets) {
+      if (o.only && !t.name.includes(o.only)) continue;
+      log(`${t.name}: starting`);
+      const { p, port } = await t.start();
+      // warm (and, with a cache, fill it)
+      dnsperf(port, qfile, ['-n', '1']);
+      const max = dnsperf(port, qfile, []);
+      log(`${t.name}: max ${max.qps.toFixed(0)} q/s, lost ${max.lost}/${max.sent}`);
+      const fixed = dnsperf(port, qfile, ['-Q', String(RATE)], true);
+      log(`${t.name}: at ${RATE} q/s p50 ${fixed.p50?.toFixed(3)} ms p99 ${fixed.p99?.toFixed(3)} ms lost ${fixed.lost}`);
+      rows.push({ name: t.name, max, fixed });
+      await stop(p);
+    }
+    for (const b of backends) await stop(b);
+    const base = rows.find((r) => r.name.startsWith('nginx'));
+    const ratio = (v: number, b?: number) => (b ? `${(v / b).toFixed(2)}×` : '–');
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost at max | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    for (const r of rows) {
+      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} |`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { log(String(e?.stack ?? e)); process.exitCode = 1; }).finally(async () => {
+  for (const c of children) await stop(c);
+});
