@@ -10,6 +10,7 @@ import { ConfigError, formatDiagnostic, type Diagnostic } from '../config/diagno
 import { jsonSchema } from '../config/schema.js';
 import { configReferenceMarkdown } from '../config/reference.js';
 import { importDnsmasq } from '../config/legacy/dnsmasq.js';
+import { importNginx } from '../config/legacy/nginx.js';
 import { buildTables } from '../resolver/service.js';
 import { createLogger } from '../util/log.js';
 import { HadnsNode } from '../node/node.js';
@@ -30,12 +31,12 @@ Usage: hadns <command> [options]
 Commands:
   start    run a node in the foreground (embedded default config when no input is given)
   check    validate configuration; prints FILE:LINE: message per problem, exit 1 on errors
-  import   convert a legacy config (dnsmasq.conf) into native YAML
+  import   convert legacy configs (dnsmasq.conf, nginx.conf stream) into one native YAML
   schema   print the JSON Schema of the native config (for editors)
   status   show a running node: readiness, listeners, upstreams, cache, recent events
 
 Run 'hadns <command> --help' for a command's options.`,
-  start: `Usage: hadns start [--config FILE] [--dnsmasq FILE]
+  start: `Usage: hadns start [--config FILE] [--dnsmasq FILE] [--nginx FILE]
 
 Runs a hadns node in the foreground, logging to stderr.
 With no input, runs the embedded default: a resolver on 127.0.0.1:5353 and [::1]:5353
@@ -44,12 +45,13 @@ forwarding to the nameservers of /etc/resolv.conf, with a few example local reco
 Options:
   -c, --config FILE   native YAML config
       --dnsmasq FILE  a dnsmasq.conf, used as it is (may be combined with --config)
+      --nginx FILE    an nginx.conf whose stream {} block becomes the balancer
       --log-level L   override log.level (trace|debug|info|warn|error)
   -h, --help          this help
 
 Signals: SIGTERM/SIGINT close the sockets and exit 0; SIGHUP reloads config and files
 (on error the running config keeps serving and the error is logged).`,
-  check: `Usage: hadns check [--config FILE] [--dnsmasq FILE]
+  check: `Usage: hadns check [--config FILE] [--dnsmasq FILE] [--nginx FILE]
 
 Validates the configuration as 'start' would load it, including hosts files and the
 resolv-file. Prints each problem as FILE:LINE: message. Exit 1 if there is any error.
@@ -57,15 +59,17 @@ resolv-file. Prints each problem as FILE:LINE: message. Exit 1 if there is any e
 Options:
   -c, --config FILE   native YAML config
       --dnsmasq FILE  a dnsmasq.conf
+      --nginx FILE    an nginx.conf (its stream {} block)
   -q, --quiet         print errors only
   -h, --help          this help`,
-  import: `Usage: hadns import --dnsmasq FILE [-o OUT]
+  import: `Usage: hadns import [--dnsmasq FILE] [--nginx FILE] [-o OUT]
 
 Writes the native YAML equivalent of a legacy configuration. Directives outside hadns's
 scope are reported as ignored with FILE:LINE on stderr; an unknown directive is an error.
 
 Options:
       --dnsmasq FILE  dnsmasq.conf to convert (conf-file/conf-dir includes are followed)
+      --nginx FILE    nginx.conf whose stream {} block to convert (include is followed)
   -o, --output OUT    write to OUT instead of stdout
   -h, --help          this help`,
   schema: `Usage: hadns schema [--markdown]
@@ -92,6 +96,7 @@ Options:
 const sourceOptions = {
   config: { type: 'string', short: 'c' },
   dnsmasq: { type: 'string' },
+  nginx: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -131,7 +136,7 @@ async function cmdStart(argv: string[]): Promise<number> {
   const a = parse('start', argv, { ...sourceOptions, 'log-level': { type: 'string' } });
   if (!a) return 2;
   if (a.values.help) { out(HELP.start); return 0; }
-  const sources: Sources = { config: a.values.config, dnsmasq: a.values.dnsmasq };
+  const sources: Sources = { config: a.values.config, dnsmasq: a.values.dnsmasq, nginx: a.values.nginx };
   let loaded;
   try {
     loaded = loadConfig(sources);
@@ -189,7 +194,7 @@ async function cmdCheck(argv: string[]): Promise<number> {
   if (!a) return 2;
   if (a.values.help) { out(HELP.check); return 0; }
   try {
-    const loaded = loadConfig({ config: a.values.config, dnsmasq: a.values.dnsmasq });
+    const loaded = loadConfig({ config: a.values.config, dnsmasq: a.values.dnsmasq, nginx: a.values.nginx });
     const diags = [...loaded.diagnostics];
     if (loaded.config.resolver) diags.push(...buildTables(loaded.config.resolver).diagnostics);
     printDiagnostics(diags, a.values.quiet);
@@ -208,14 +213,30 @@ async function cmdCheck(argv: string[]): Promise<number> {
 }
 
 async function cmdImport(argv: string[]): Promise<number> {
-  const a = parse('import', argv, { dnsmasq: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } });
+  const a = parse('import', argv, {
+    dnsmasq: { type: 'string' }, nginx: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' },
+  });
   if (!a) return 2;
   if (a.values.help) { out(HELP.import); return 0; }
-  if (!a.values.dnsmasq) { err(`hadns import: nothing to import\n\n${HELP.import}`); return 2; }
-  const imp = importDnsmasq(a.values.dnsmasq);
-  printDiagnostics(imp.diagnostics);
-  if (imp.diagnostics.some((d) => d.severity === 'error')) return 1;
-  const text = `# Imported by hadns ${VERSION} from ${a.values.dnsmasq}\n` + stringify(imp.config, { lineWidth: 0 });
+  if (!a.values.dnsmasq && !a.values.nginx) { err(`hadns import: nothing to import\n\n${HELP.import}`); return 2; }
+  const config: Record<string, unknown> = {};
+  const diags: Diagnostic[] = [];
+  const from: string[] = [];
+  if (a.values.dnsmasq) {
+    const imp = importDnsmasq(a.values.dnsmasq);
+    diags.push(...imp.diagnostics);
+    Object.assign(config, imp.config);
+    from.push(a.values.dnsmasq);
+  }
+  if (a.values.nginx) {
+    const imp = importNginx(a.values.nginx);
+    diags.push(...imp.diagnostics);
+    config.balancer = imp.balancer;
+    from.push(a.values.nginx);
+  }
+  printDiagnostics(diags);
+  if (diags.some((d) => d.severity === 'error')) return 1;
+  const text = `# Imported by hadns ${VERSION} from ${from.join(', ')}\n` + stringify(config, { lineWidth: 0 });
   if (a.values.output) writeFileSync(a.values.output, text);
   else out(text);
   return 0;

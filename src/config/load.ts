@@ -8,10 +8,12 @@ import { z } from 'zod';
 import { configSchema, type Config, type ConfigInput } from './schema.js';
 import { ConfigError, Diagnostics, type Diagnostic } from './diagnostics.js';
 import { importDnsmasq } from './legacy/dnsmasq.js';
+import { importNginx } from './legacy/nginx.js';
 
 export interface Sources {
   config?: string;
   dnsmasq?: string;
+  nginx?: string;
 }
 
 export interface Loaded {
@@ -126,7 +128,8 @@ export function loadConfig(sources: Sources, readFile: (p: string) => string = (
   const files: string[] = [];
   let input: unknown = {};
   let primaryFile = '<default>';
-  const nothingGiven = !sources.config && !sources.dnsmasq;
+  const legacy = !!(sources.dnsmasq || sources.nginx);
+  const nothingGiven = !sources.config && !legacy;
 
   if (sources.config || nothingGiven) {
     const file = sources.config ?? '<default>';
@@ -142,7 +145,7 @@ export function loadConfig(sources: Sources, readFile: (p: string) => string = (
     const r = parseNative(text, file);
     diags.items.push(...r.diagnostics);
     if (!r.raw) throw new ConfigError(diags.items);
-    if (!sources.dnsmasq) {
+    if (!legacy) {
       if (!r.config) throw new ConfigError(diags.items);
       return { config: r.config, diagnostics: diags.warnings, files };
     }
@@ -154,6 +157,13 @@ export function loadConfig(sources: Sources, readFile: (p: string) => string = (
     files.push(...imp.files);
     if (!sources.config) primaryFile = sources.dnsmasq;
     input = merge(input, imp.config);
+  }
+  if (sources.nginx) {
+    const imp = importNginx(sources.nginx);
+    diags.items.push(...imp.diagnostics);
+    files.push(sources.nginx);
+    if (!sources.config && !sources.dnsmasq) primaryFile = sources.nginx;
+    input = merge(input, { balancer: imp.balancer });
   }
   if (diags.hasErrors) throw new ConfigError(diags.items);
   const v = validate(input, primaryFile, () => 1);

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { recordData } from '../dns/records.js';
+import { balancerSectionSchema } from '../balancer/config.js';
 import { apiSectionSchema } from '../observe/config.js';
 
 // ---------- shared value types ----------
@@ -141,6 +142,8 @@ export const configSchema = z.strictObject({
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),
+  balancer: balancerSectionSchema.optional()
+    .describe('The balancer (nginx stream\'s role): UDP/TCP pools, per-query DNS balancing. Absent: no balancer.'),
   api: apiSectionSchema.describe('The operators\' HTTP endpoint: health, readiness, Prometheus metrics, JSON API and web console (docs/operations.md).'),
 }).describe('hadns native configuration (YAML).');
 

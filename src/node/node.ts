@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Config, LocalRecordConfig } from '../config/schema.js';
 import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
+import { startBalancer, type Balancer } from '../balancer/service.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 
@@ -24,6 +25,7 @@ function toLocal(r: StoredRecord): LocalRecordConfig {
 
 export class HadnsNode implements NodeView {
   resolver: ResolverService | null = null;
+  balancer: Balancer | null = null;
   private config: Config;
   private readonly eventRing: NodeEvent[] = [];
   private readonly listeners = new Set<(e: NodeEvent) => void>();
@@ -50,18 +52,26 @@ export class HadnsNode implements NodeView {
       if (config.resolver) {
         node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
       }
+      if (config.balancer && config.balancer.services.length) node.balancer = await node.startBalancer(config);
     } catch (e) {
       await node.stop();
       throw e;
     }
-    if (!node.resolver) log.warn('no service configured: nothing to do');
+    if (!node.resolver && !node.balancer) log.warn('no service configured: nothing to do');
     node.event('start', `node ${config.node.name} started`);
     log.info({ node: config.node.name }, 'ready');
     return node;
   }
 
+  private async startBalancer(config: Config): Promise<Balancer> {
+    const log = this.log.child({ svc: 'balancer' });
+    const bal = await startBalancer(config.balancer!, { log, localHandler: this.resolver?.resolver });
+    log.info({ addresses: bal.addresses().map((b) => `${b.service} ${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) }, 'balancer listening');
+    return bal;
+  }
+
   addresses(): BoundAddress[] {
-    return this.resolver ? this.resolver.addresses() : [];
+    return [...(this.resolver ? this.resolver.addresses() : []), ...(this.balancer ? this.balancer.addresses() : [])];
   }
 
   event(kind: NodeEvent['kind'], message: string, data?: Record<string, unknown>): void {
@@ -77,12 +87,31 @@ export class HadnsNode implements NodeView {
       if (config.resolver && this.resolver) await this.resolver.reload(config.resolver);
       else if (config.resolver && !this.resolver) this.resolver = await ResolverService.start(config.resolver, this.log.child({ svc: 'resolver' }), this.store.list().map(toLocal));
       else if (!config.resolver && this.resolver) { await this.resolver.close(); this.resolver = null; }
+      // The balancer restarts on a change of its section (its state is health, rebuilt in seconds).
+      if (JSON.stringify(config.balancer ?? null) !== JSON.stringify(this.config.balancer ?? null)) {
+        const next = config.balancer && config.balancer.services.length ? await this.startBalancerReplacing(config) : null;
+        if (!next && this.balancer) { await this.balancer.close(); }
+        this.balancer = next;
+      }
     } catch (e) {
       this.event('reload-failed', (e as Error).message);
       throw e;
     }
     this.config = config;
     this.event('reload', 'configuration reloaded');
+  }
+
+  /** Closes the old balancer first (same ports), then starts the new one; on failure the old config is restored. */
+  private async startBalancerReplacing(config: Config): Promise<Balancer> {
+    const old = this.balancer;
+    if (old) await old.close();
+    this.balancer = null;
+    try {
+      return await this.startBalancer(config);
+    } catch (e) {
+      if (old && this.config.balancer) this.balancer = await this.startBalancer(this.config).catch(() => null);
+      throw e;
+    }
   }
 
   /** Reports a config error seen at reload time (the CLI calls this). */
@@ -93,13 +122,14 @@ export class HadnsNode implements NodeView {
   // ---- NodeView ----
 
   ready(): boolean {
-    return this.resolver !== null && this.resolver.addresses().length > 0;
+    return (this.resolver !== null && this.resolver.addresses().length > 0) || (this.balancer !== null && this.balancer.addresses().length > 0);
   }
 
   status(): NodeStatus {
     return {
       node: this.name, version: VERSION, startedAt: this.startedAt, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       ready: this.ready(), resolver: this.resolverView(),
+      ...(this.balancer ? { balancer: this.balancer.stats() } : {}),
     };
   }
 
@@ -175,6 +205,8 @@ export class HadnsNode implements NodeView {
   };
 
   async stop(): Promise<void> {
+    if (this.balancer) await this.balancer.close();
+    this.balancer = null;
     if (this.resolver) await this.resolver.close();
     this.resolver = null;
     this.event('stop', 'node stopped');

@@ -80,7 +80,7 @@ export class DnsListeners {
             // The handler reuses its buffer: send a copy (dgram may send after we return).
             const b = Buffer.allocUnsafe(len);
             resp instanceof Buffer ? resp.copy(b, 0, 0, len) : b.set(resp.subarray(0, len));
-            sock.send(b, 0, len, rinfo.port, rinfo.address);
+            sock.send(b, rinfo.port, rinfo.address);
           });
         });
         resolve(addr.port);
