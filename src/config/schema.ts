@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { recordData } from '../dns/records.js';
 import { balancerSectionSchema } from '../balancer/config.js';
+import { vrrpSectionSchema } from '../vrrp/config.js';
 import { apiSectionSchema } from '../observe/config.js';
 
 // ---------- shared value types ----------
@@ -144,6 +145,8 @@ export const configSchema = z.strictObject({
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),
   balancer: balancerSectionSchema.optional()
     .describe('The balancer (nginx stream\'s role): UDP/TCP pools, per-query DNS balancing. Absent: no balancer.'),
+  vrrp: vrrpSectionSchema.optional()
+    .describe('VRRP (keepalived\'s role): virtual addresses floated between nodes. Absent: no VRRP.'),
   api: apiSectionSchema.describe('The operators\' HTTP endpoint: health, readiness, Prometheus metrics, JSON API and web console (docs/operations.md).'),
 }).describe('hadns native configuration (YAML).');
 
