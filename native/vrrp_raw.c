@@ -213,7 +213,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_open_handle_scope(env, &scope);
   napi_value cb, recv;
   napi_get_reference_value(env, s->cb, &cb);
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv); /* make_callback needs an object receiver */
   /* Drain everything queued so a burst costs one wake-up; bounded so one socket can't hog the loop. */
   for (int i = 0; i < 64 && !s->closed; i++) {
     unsigned char buf[RXBUF];

@@ -1,0 +1,51 @@
+/**
+ * Parent side of the engine process, for node/: forks main.js with an IPC channel, sends it the
+ * section, forwards its events and offers track()/status()/stop(). The engine lives in its own
+ * process so a saturated DNS event loop in the parent cannot delay adverts.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { VrrpSectionInput } from './config.js';
+import type { FromEngine, ToEngine } from './messages.js';
+import type { InstanceStatus } from './engine.js';
+
+export interface VrrpSupervisor {
+  readonly child: ChildProcess;
+  /** Resolves when the engine has started every instance (rejects on a fatal error). */
+  readonly ready: Promise<InstanceStatus[]>;
+  track(name: string, up: boolean, weight: number, instance?: string): void;
+  status(): Promise<InstanceStatus[]>;
+  /** Graceful stop (priority-0 adverts, VIPs removed); SIGKILL after `timeoutMs`. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export function spawnVrrpEngine(section: VrrpSectionInput, onMessage: (m: FromEngine) => void = () => undefined): VrrpSupervisor {
+  const entry = fileURLToPath(new URL('./main.js', import.meta.url));
+  const child = fork(entry, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  let nextId = 1;
+  const pending = new Map<number, (s: InstanceStatus[]) => void>();
+  const ready = new Promise<InstanceStatus[]>((resolve, reject) => {
+    child.on('message', (m: FromEngine) => {
+      if (m.type === 'ready') resolve(m.instances);
+      else if (m.type === 'fatal') reject(new Error(m.msg));
+      else if (m.type === 'status') { pending.get(m.id)?.(m.instances); pending.delete(m.id); }
+      onMessage(m);
+    });
+    child.on('exit', (code) => reject(new Error(`VRRP engine exited with ${code}`)));
+  });
+  ready.catch(() => undefined);
+  const send = (m: ToEngine) => { if (child.connected) child.send(m); };
+  send({ type: 'config', section });
+  return {
+    child,
+    ready,
+    track: (name, up, weight, instance) => send({ type: 'track', name, up, weight, instance }),
+    status: () => new Promise((resolve) => { const id = nextId++; pending.set(id, resolve); send({ type: 'status', id }); }),
+    stop: (timeoutMs = 5000) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('exit', () => { clearTimeout(t); resolve(); });
+      send({ type: 'stop' });
+    }),
+  };
+}
