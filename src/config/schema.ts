@@ -140,6 +140,19 @@ export const configSchema = z.strictObject({
     state_dir: z.string().nullable().default(null).describe(
       'Directory for state that must survive restarts (records added through the API). '
       + 'null: keep such records in memory only. The systemd unit uses /var/lib/hadns.'),
+    peers: z.array(z.strictObject({
+      name: z.string().min(1).describe('The peer node\'s name.'),
+      api: z.string().url().describe('The peer\'s API base URL, e.g. http://172.22.10.50:8053.'),
+    })).default([]).describe('Other nodes of the pair: local records added through the API are kept in sync with them '
+      + '(the API token is used both ways).'),
+    health: z.strictObject({
+      interval: z.number().positive().default(1).describe('Seconds between self-checks of this node\'s DNS service.'),
+      fall: z.number().int().min(1).default(2).describe('Failed checks in a row before the node counts as unhealthy.'),
+      rise: z.number().int().min(1).default(2).describe('Good checks in a row before it counts as healthy again.'),
+      weight: z.number().int().min(-254).max(0).default(0).describe(
+        'What unhealthy does to every VRRP instance: 0 = FAULT (the peer takes the VIPs at once), '
+        + 'negative = added to the priority.'),
+    }).prefault({}).describe('Health feeds VRRP: a node that cannot serve DNS gives its VIPs away.'),
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),
