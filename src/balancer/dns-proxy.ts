@@ -36,7 +36,7 @@ import { monotonicClock, type Clock } from '../util/clock.js';
 import type { ListenAddress, ServiceConfig } from './config.js';
 import { BackendHealth } from './health.js';
 import { createPolicy, hashString, type Policy, type PoolMember } from './policy.js';
-import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, listenTcp, type BalancerLog, type Bound } from './sockets.js';
+import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
 
 /** Budget for all attempts of one query when next_upstream.timeout is 0: under a client's 1 s retry. */
@@ -190,6 +190,12 @@ export interface DnsProxyOptions {
   clock?: Clock;
   localHandler?: DnsHandler;
   random?: () => number;
+  /**
+   * Floating addresses (VIPs): listeners on them are bound only while this node holds the
+   * address (attach/detach), and a UDP wildcard listener gets a VIP-specific sibling socket so
+   * that answers leave from the VIP (what the article needed a DNAT rule for).
+   */
+  floating?: readonly string[];
 }
 
 export interface DnsServiceStats {
@@ -226,7 +232,7 @@ export class DnsProxy {
   private readonly udpListeners: dgram.Socket[] = [];
   private readonly tcpServers: net.Server[] = [];
   private readonly clients = new Set<ClientConn>();
-  private readonly bound: Bound[] = [];
+  private bound: Bound[] = [];
   private readonly cache: PacketCache | null;
   private readonly useHash: boolean;
   private readonly maxTries: number;
@@ -276,7 +282,8 @@ export class DnsProxy {
       }
       // Port 0 with UDP and TCP on one address: both get the same port (the kernel picks it for
       // UDP; if that port is taken for TCP, both are tried again).
-      const ls = this.opts.listeners.slice();
+      const floating = new Set(this.opts.floating ?? []);
+      const ls = this.opts.listeners.filter((l) => !floating.has(l.address));
       while (ls.length) {
         const l = ls.shift()!;
         const j = l.port === 0 ? ls.findIndex((o) => o.port === 0 && o.address === l.address && o.proto !== l.proto) : -1;
@@ -305,10 +312,55 @@ export class DnsProxy {
 
   addresses(): Bound[] { return this.bound.slice(); }
 
+  /** Floating address → the sockets bound for it while held. */
+  private readonly attached = new Map<string, { udp: dgram.Socket[]; tcp: net.Server[] }>();
+
+  /** This node now holds `address`: bind its listeners (and UDP siblings of wildcard listeners). */
+  async attach(address: string): Promise<void> {
+    if (this.closed || this.attached.has(address)) return;
+    const v6 = address.includes(':');
+    const want: ListenAddress[] = [];
+    for (const l of this.opts.listeners) {
+      if (l.address === address) want.push(l);
+      else if (l.proto === 'udp' && isWildcard(l.address) && (l.address === '::') === v6) want.push({ ...l, address });
+    }
+    const entry = { udp: [] as dgram.Socket[], tcp: [] as net.Server[] };
+    this.attached.set(address, entry);
+    for (const l of want) {
+      if (l.proto === 'tcp' && want.some((o) => o !== l && o.proto === 'tcp' && o.port === l.port)) continue;
+      const nu = this.udpListeners.length, nt = this.tcpServers.length;
+      await this.bindOne(l, l.port);
+      entry.udp.push(...this.udpListeners.slice(nu));
+      entry.tcp.push(...this.tcpServers.slice(nt));
+    }
+    this.log.info({ service: this.name, address, sockets: entry.udp.length + entry.tcp.length }, 'balancer bound floating address');
+  }
+
+  /** This node gave `address` away: close its sockets (in-flight answers to them are dropped). */
+  async detach(address: string): Promise<void> {
+    const entry = this.attached.get(address);
+    if (!entry) return;
+    this.attached.delete(address);
+    for (const s of entry.udp) {
+      const i = this.udpListeners.indexOf(s);
+      if (i >= 0) this.udpListeners.splice(i, 1);
+      s.close();
+    }
+    for (const t of entry.tcp) {
+      const i = this.tcpServers.indexOf(t);
+      if (i >= 0) this.tcpServers.splice(i, 1);
+    }
+    this.bound = this.bound.filter((b) => b.address !== address);
+    await Promise.all(entry.tcp.map(closeServer));
+    this.log.info({ service: this.name, address }, 'balancer released floating address');
+  }
+
   /** Binds one listener; returns the bound port. */
   private async bindOne(l: ListenAddress, port: number): Promise<number> {
     if (l.proto === 'udp') {
-      const sock = await bindUdp(l.address, port, l.reuseport);
+      const sibling = (this.opts.floating?.length ?? 0) > 0
+        && (isWildcard(l.address) || this.opts.listeners.some((o) => o.proto === 'udp' && o.port === l.port && isWildcard(o.address)));
+      const sock = await bindUdp(l.address, port, l.reuseport, sibling);
       sock.on('message', (m, r) => this.onUdpQuery(sock, m, r));
       this.udpListeners.push(sock);
       const a = sock.address();
@@ -406,7 +458,7 @@ export class DnsProxy {
   private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null, listener?: dgram.Socket | null): void {
     if (tcp) { if (!tcp.closed) tcp.sock.write(tcpFrame(buf, len)); return; }
     const l = listener ?? this.udpListeners[0];
-    if (l) l.send(buf, 0, len, port, addr);
+    if (l) try { l.send(buf, 0, len, port, addr); } catch { /* listener closed (VIP released) */ }
   }
 
   private begin(q: Query): void {
@@ -520,8 +572,10 @@ export class DnsProxy {
     if (q.tcp) {
       if (!q.tcp.closed) q.tcp.sock.write(tcpFrame(msg, len));
     } else if (q.listener) {
-      if (len === msg.length) q.listener.send(msg, q.port, q.addr);
-      else q.listener.send(msg, 0, len, q.port, q.addr);
+      try {
+        if (len === msg.length) q.listener.send(msg, q.port, q.addr);
+        else q.listener.send(msg, 0, len, q.port, q.addr);
+      } catch { /* the listener was closed meanwhile (VIP released): the client retries at the new holder */ }
     }
     this.stat.answers++;
     this.finish(q);

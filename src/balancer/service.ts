@@ -18,6 +18,8 @@ export interface BalancerOptions {
   localHandler?: DnsHandler;
   /** Injected randomness for policies (tests). */
   random?: () => number;
+  /** Floating addresses (VIPs) this node may hold: see attach/detach. */
+  floating?: readonly string[];
 }
 
 export type ServiceStats = DnsServiceStats | UdpServiceStats | TcpServiceStats;
@@ -25,6 +27,10 @@ export type ServiceStats = DnsServiceStats | UdpServiceStats | TcpServiceStats;
 export interface BoundAddress extends Bound { service: string }
 
 export interface Balancer {
+  /** The node now holds a floating address (VIP): bind the listeners on it. */
+  attach(address: string): Promise<void>;
+  /** The node gave the address away: release its listeners. */
+  detach(address: string): Promise<void>;
   close(): Promise<void>;
   addresses(): BoundAddress[];
   stats(): { services: ServiceStats[] };
@@ -36,6 +42,8 @@ interface Proxy {
   addresses(): Bound[];
   stats(): ServiceStats;
   close(): Promise<void>;
+  attach?(address: string): Promise<void>;
+  detach?(address: string): Promise<void>;
 }
 
 export function listenersOf(svc: ServiceConfig): ListenAddress[] {
@@ -47,12 +55,17 @@ function build(svc: ServiceConfig, opts: BalancerOptions): Proxy {
   const mode = serviceMode(svc);
   const listeners = listenersOf(svc);
   if (mode === 'dns') {
-    return new DnsProxy({ service: svc, listeners, log: opts.log, clock: opts.clock, localHandler: opts.localHandler, random: opts.random });
+    return new DnsProxy({ service: svc, listeners, log: opts.log, clock: opts.clock, localHandler: opts.localHandler, random: opts.random, floating: opts.floating });
   }
   const wrong = listeners.filter((l) => l.proto !== mode);
   if (wrong.length) throw new Error(`balancer service ${svc.name}: mode ${mode} cannot listen on ${wrong[0].proto}`);
-  if (mode === 'udp') return new UdpProxy({ service: svc, listeners, log: opts.log, clock: opts.clock, random: opts.random });
-  return new TcpProxy({ service: svc, listeners, log: opts.log, clock: opts.clock, random: opts.random });
+  if (mode === 'udp') {
+    const fl = new Set(opts.floating ?? []);
+    const onVip = listeners.find((l) => fl.has(l.address));
+    if (onVip) throw new Error(`balancer service ${svc.name}: a generic UDP listener cannot float with a VIP (${onVip.address}); use mode dns, or a wildcard address`);
+    return new UdpProxy({ service: svc, listeners, log: opts.log, clock: opts.clock, random: opts.random });
+  }
+  return new TcpProxy({ service: svc, listeners, log: opts.log, clock: opts.clock, random: opts.random, floating: opts.floating });
 }
 
 /**
@@ -74,6 +87,8 @@ export async function startBalancer(section: BalancerSection | BalancerSectionIn
   }
   return {
     async close() { await Promise.all(proxies.map((p) => p.close())); },
+    async attach(address: string) { for (const p of proxies) await p.attach?.(address); },
+    async detach(address: string) { await Promise.all(proxies.map((p) => p.detach?.(address))); },
     addresses() { return proxies.flatMap((p) => p.addresses().map((a) => ({ ...a, service: p.name }))); },
     stats() { return { services: proxies.map((p) => p.stats()) }; },
   };

@@ -34,11 +34,13 @@ function literalLookup(address: string, _opts: unknown, cb: LookupCb): void {
   else cb(null, address, f);
 }
 
-export function bindUdp(host: string, port: number, reuseport = false): Promise<dgram.Socket> {
+export function bindUdp(host: string, port: number, reuseport = false, reuseAddr = false): Promise<dgram.Socket> {
   const v6 = isIP(host) === 6;
   // Replies go to the literal IP a datagram came from: answer dgram's per-send address lookup
   // synchronously instead of through dns.lookup (which defers every send by a nextTick).
-  const opts: dgram.SocketOptions & { reusePort?: boolean } = { type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup };
+  // reuseAddr: a wildcard listener and a VIP-specific one share a port (the kernel delivers to the
+  // most specific match, so the VIP socket answers from the VIP).
+  const opts: dgram.SocketOptions & { reusePort?: boolean } = { type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup, reuseAddr };
   if (reuseport && hasReusePort()) opts.reusePort = true;
   const sock = dgram.createSocket(opts);
   return new Promise((resolve, reject) => {
@@ -114,3 +116,6 @@ export class GenFifo<T extends { gen: number }> {
   get length(): number { return this.items.length - this.head; }
   clear(): void { this.items.length = 0; this.gens.length = 0; this.head = 0; }
 }
+
+/** Whether a listen address is a wildcard (0.0.0.0 or ::). */
+export function isWildcard(address: string): boolean { return address === '0.0.0.0' || address === '::'; }

@@ -42,6 +42,8 @@ export interface TcpProxyOptions {
   log: BalancerLog;
   clock?: Clock;
   random?: () => number;
+  /** Floating addresses (VIPs): listeners on them are bound only while held (attach/detach). */
+  floating?: readonly string[];
 }
 
 export class TcpProxy {
@@ -51,7 +53,8 @@ export class TcpProxy {
   private readonly clock: Clock;
   private readonly servers: net.Server[] = [];
   private readonly conns = new Set<net.Socket>();
-  private readonly bound: Bound[] = [];
+  private bound: Bound[] = [];
+  private readonly attached = new Map<string, net.Server[]>();
   private readonly svc: ServiceConfig;
   private readonly st = { accepted: 0, rejected: 0, nextUpstream: 0, failed: 0, bytesIn: 0, bytesOut: 0 };
   private closing = false;
@@ -66,19 +69,41 @@ export class TcpProxy {
 
   async start(): Promise<Bound[]> {
     try {
-      for (const l of this.opts.listeners) {
-        const srv = await listenTcp(l.address, l.port, (c) => this.onClient(c), this.svc.tcp.max_connections);
-        srv.on('drop', () => { this.st.rejected++; });
-        this.servers.push(srv);
-        const a = srv.address() as net.AddressInfo;
-        this.bound.push({ proto: 'tcp', address: a.address, port: a.port });
-      }
+      const floating = new Set(this.opts.floating ?? []);
+      for (const l of this.opts.listeners) if (!floating.has(l.address)) await this.listenOne(l);
     } catch (e) { await this.close(); throw e; }
     this.opts.log.info({ service: this.name, mode: 'tcp', listen: this.bound, backends: this.backends.map((b) => b.id) }, 'balancer service started');
     return this.bound;
   }
 
   addresses(): Bound[] { return this.bound.slice(); }
+
+  private async listenOne(l: ListenAddress): Promise<net.Server> {
+    const srv = await listenTcp(l.address, l.port, (c) => this.onClient(c), this.svc.tcp.max_connections);
+    srv.on('drop', () => { this.st.rejected++; });
+    this.servers.push(srv);
+    const a = srv.address() as net.AddressInfo;
+    this.bound.push({ proto: 'tcp', address: a.address, port: a.port });
+    return srv;
+  }
+
+  /** This node now holds `address`: listen on it. (TCP on a wildcard already answers from it.) */
+  async attach(address: string): Promise<void> {
+    if (this.closing || this.attached.has(address)) return;
+    const list: net.Server[] = [];
+    this.attached.set(address, list);
+    for (const l of this.opts.listeners) if (l.address === address) list.push(await this.listenOne(l));
+  }
+
+  /** This node gave `address` away: stop listening on it (established connections stay). */
+  async detach(address: string): Promise<void> {
+    const list = this.attached.get(address);
+    if (!list) return;
+    this.attached.delete(address);
+    for (const srv of list) { const i = this.servers.indexOf(srv); if (i >= 0) this.servers.splice(i, 1); }
+    this.bound = this.bound.filter((b) => b.address !== address);
+    await Promise.all(list.map(closeServer));
+  }
 
   private onClient(client: net.Socket): void {
     if (this.closing) { client.destroy(); return; }
