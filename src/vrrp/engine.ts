@@ -177,8 +177,16 @@ class InstanceRunner {
 
   private arm(kind: TimerKind, at: number): void {
     this.cancel(kind);
-    const delay = Math.max(0, at - this.eng.clock.now());
-    this.timers.set(kind, setTimeout(() => { this.timers.delete(kind); this.dispatch({ type: 'timer', kind }); }, delay));
+    // Node measures timers against the loop's cached, whole-millisecond time, so a timeout can fire
+    // a little before `at` by the monotonic clock. The FSM would ignore that as a stale timer and
+    // nothing would re-arm it (a master that stops advertising), so wait out the remainder here.
+    const fire = () => {
+      const rest = at - this.eng.clock.now();
+      if (rest > 0) { this.timers.set(kind, setTimeout(fire, Math.max(1, rest))); return; }
+      this.timers.delete(kind);
+      this.dispatch({ type: 'timer', kind });
+    };
+    this.timers.set(kind, setTimeout(fire, Math.max(0, at - this.eng.clock.now())));
   }
 
   private cancel(kind: TimerKind): void {
