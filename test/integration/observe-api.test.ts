@@ -336,3 +336,33 @@ test('an API that cannot bind is logged and DNS keeps serving', async () => {
   h.kill('SIGTERM');
   assert.equal(await h.exited, 0);
 });
+
+test('a node with a balancer: its backends reach the metrics, the status JSON and hadns status', async () => {
+  const file = join(dir, 'obs-bal.yaml');
+  writeFileSync(file, `node: { name: obs-bal }
+log: { format: json }
+api: { listen: "127.0.0.1:0" }
+resolver:
+  listen: ["127.0.0.1:0"]
+  records: [{ name: fixed.test, type: A, value: 10.0.0.1 }]
+balancer:
+  services:
+    - name: front
+      mode: dns
+      listen: ["127.0.0.1:0"]
+      pool: { backends: [{ address: local }] }
+`);
+  const h = new HadnsProcess(['start', '--config', file]);
+  procs.push(h);
+  const url = await apiUrl(h);
+  const status = await (await fetch(url + '/api/v1/status')).json() as { balancer: { services: { name: string; backends: { address: string }[] }[] } };
+  assert.deepEqual(status.balancer.services.map((s) => `${s.name}:${s.backends.map((b) => b.address).join(',')}`), ['front:local']);
+  const text = await (await fetch(url + '/metrics')).text();
+  assert.match(text, /^hadns_balancer_backend_up\{service="front",mode="dns",backend="local"\} [01]$/m);
+  assert.match(text, /^hadns_balancer_queries_total\{service="front",mode="dns"\} \d+$/m);
+  const st = runHadns(['status', '--api', url]);
+  assert.match(st.stdout, /^balancer$/m);
+  assert.match(st.stdout, /front +dns +local +(up|down)/);
+  h.kill('SIGTERM');
+  assert.equal(await h.exited, 0);
+});
