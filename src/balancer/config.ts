@@ -130,7 +130,8 @@ const nextUpstreamSchema = z.object({
 
 const healthSchema = z.object({
   enabled: z.boolean().default(true).describe('DNS mode: probe every backend with a DNS query, with or without traffic.'),
-  name: z.string().default('a.root-servers.net').describe('Query name of the probe.'),
+  name: z.string().default('probe.hadns.invalid').describe(
+    'Query name of the probe. The default (RFC 6761 .invalid) is answered locally by hadns resolvers, so a probe tests the backend itself, not the internet behind it; any answer but SERVFAIL counts as alive unless must_resolve.'),
   type: z.string().default('A').describe('Query type of the probe.'),
   interval: duration('Time between two probes of one backend.').default(1000),
   timeout: duration('A probe without an answer within this has failed.').default(500),

@@ -326,12 +326,16 @@ export class DnsProxy {
     }
     const entry = { udp: [] as dgram.Socket[], tcp: [] as net.Server[] };
     this.attached.set(address, entry);
-    for (const l of want) {
-      if (l.proto === 'tcp' && want.some((o) => o !== l && o.proto === 'tcp' && o.port === l.port)) continue;
-      const nu = this.udpListeners.length, nt = this.tcpServers.length;
-      await this.bindOne(l, l.port);
-      entry.udp.push(...this.udpListeners.slice(nu));
-      entry.tcp.push(...this.tcpServers.slice(nt));
+    try {
+      for (const l of want) {
+        const nu = this.udpListeners.length, nt = this.tcpServers.length;
+        await this.bindOne(l, l.port);
+        entry.udp.push(...this.udpListeners.slice(nu));
+        entry.tcp.push(...this.tcpServers.slice(nt));
+      }
+    } catch (e) {
+      await this.detach(address); // all or nothing, so a retry starts clean
+      throw e;
     }
     this.log.info({ service: this.name, address, sockets: entry.udp.length + entry.tcp.length }, 'balancer bound floating address');
   }

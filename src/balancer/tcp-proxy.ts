@@ -92,7 +92,12 @@ export class TcpProxy {
     if (this.closing || this.attached.has(address)) return;
     const list: net.Server[] = [];
     this.attached.set(address, list);
-    for (const l of this.opts.listeners) if (l.address === address) list.push(await this.listenOne(l));
+    try {
+      for (const l of this.opts.listeners) if (l.address === address) list.push(await this.listenOne(l));
+    } catch (e) {
+      await this.detach(address); // all or nothing, so a retry starts clean
+      throw e;
+    }
   }
 
   /** This node gave `address` away: stop listening on it (established connections stay). */

@@ -34,6 +34,7 @@ Commands:
   import   convert legacy configs (dnsmasq.conf, nginx.conf stream) into one native YAML
   schema   print the JSON Schema of the native config (for editors)
   status   show a running node: readiness, listeners, upstreams, cache, recent events
+  lab      a hadns pair in network namespaces on this machine: up, down, status, fault, heal, demo (root)
 
 Run 'hadns <command> --help' for a command's options.`,
   start: `Usage: hadns start [--config FILE] [--dnsmasq FILE] [--nginx FILE]
@@ -126,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'import': return cmdImport(rest);
     case 'schema': return cmdSchema(rest);
     case 'status': return cmdStatus(rest);
+    case 'lab': return (await import('../lab/cli.js')).labMain(rest);
     default:
       err(`hadns: unknown command "${cmd}"\n\n${HELP.main}`);
       return 2;
@@ -169,6 +171,17 @@ async function cmdStart(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    if (process.env.HADNS_FAULT_INJECTION === '1') {
+      // Lab only (hadns lab fault NODE resolver-dead): the resolver stops answering while the
+      // process lives, so health → VRRP can be shown. Never set this in production.
+      log.warn('fault injection enabled: SIGUSR2 toggles resolver-dead');
+      process.on('SIGUSR2', () => {
+        const r = node.resolver?.resolver;
+        if (!r) return;
+        r.dead = !r.dead;
+        log.warn({ dead: r.dead }, 'fault injection: resolver-dead toggled');
+      });
+    }
     process.on('SIGHUP', () => {
       log.info('SIGHUP: reloading');
       let next;

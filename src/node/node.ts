@@ -12,6 +12,14 @@ import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
+import { spawnVrrpEngine, type VrrpSupervisor } from '../vrrp/supervisor.js';
+import type { FromEngine } from '../vrrp/messages.js';
+import type { InstanceStatus } from '../vrrp/engine.js';
+import { HEALTH_DOMAIN } from '../resolver/local.js';
+import { Hysteresis, probeDns } from './health.js';
+
+/** Name of the node's own health report in the VRRP engine's tracking. */
+const HEALTH_TRACK = 'hadns-dns-health';
 
 export const VERSION: string = (() => {
   try { return JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version; } catch { return 'unknown'; }
@@ -26,6 +34,16 @@ function toLocal(r: StoredRecord): LocalRecordConfig {
 export class HadnsNode implements NodeView {
   resolver: ResolverService | null = null;
   balancer: Balancer | null = null;
+  vrrp: VrrpSupervisor | null = null;
+  /** Latest VRRP state per instance, from the engine's events. */
+  private readonly vrrpStates = new Map<string, { state: string; priority: number; since: number }>();
+  private vrrpStatus: InstanceStatus[] = [];
+  /** VIPs (addresses without prefix) this node holds now. */
+  private readonly held = new Set<string>();
+  private health: Hysteresis | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private healthDetail = 'not checked yet';
+  private stopping = false;
   private config: Config;
   private readonly eventRing: NodeEvent[] = [];
   private readonly listeners = new Set<(e: NodeEvent) => void>();
@@ -53,6 +71,7 @@ export class HadnsNode implements NodeView {
         node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
       }
       if (config.balancer && config.balancer.services.length) node.balancer = await node.startBalancer(config);
+      if (config.vrrp && config.vrrp.instances.length) await node.startVrrp(config);
     } catch (e) {
       await node.stop();
       throw e;
@@ -65,9 +84,112 @@ export class HadnsNode implements NodeView {
 
   private async startBalancer(config: Config): Promise<Balancer> {
     const log = this.log.child({ svc: 'balancer' });
-    const bal = await startBalancer(config.balancer!, { log, localHandler: this.resolver?.resolver });
+    const bal = await startBalancer(config.balancer!, { log, localHandler: this.resolver?.resolver, floating: floatingAddresses(config) });
     log.info({ addresses: bal.addresses().map((b) => `${b.service} ${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) }, 'balancer listening');
     return bal;
+  }
+
+  // ---- VRRP: the engine runs in its own process; the node follows its state ----
+
+  private async startVrrp(config: Config): Promise<void> {
+    const log = this.log.child({ svc: 'vrrp' });
+    const sup = spawnVrrpEngine(config.vrrp!, (m) => this.onVrrp(m, log));
+    this.vrrp = sup;
+    sup.child.on('exit', (code, sig) => {
+      if (this.stopping) return;
+      // The engine died: we cannot tell who holds the VIPs any more. Release ours (the engine's
+      // exit path removes the addresses) and say so loudly.
+      log.error({ code, signal: sig }, 'VRRP engine exited unexpectedly: releasing VIP listeners');
+      this.event('vrrp', `VRRP engine exited (${sig ?? code})`);
+      for (const a of [...this.held]) void this.releaseVip(a);
+    });
+    this.vrrpStatus = await sup.ready;
+    log.info({ instances: this.vrrpStatus.map((i) => `${i.name}:${i.state}`) }, 'vrrp started');
+    this.startHealth(config);
+  }
+
+  private onVrrp(m: FromEngine, log: Logger): void {
+    if (m.type === 'log') {
+      log[m.level]({ instance: m.instance }, m.msg);
+      return;
+    }
+    if (m.type !== 'state') return;
+    this.vrrpStates.set(m.instance, { state: m.state, priority: m.priority, since: m.wallMs });
+    log.info({ instance: m.instance, state: m.state, prev: m.prev, priority: m.priority }, 'vrrp state');
+    this.event('vrrp', `${m.instance}: ${m.prev} → ${m.state}`, { instance: m.instance, state: m.state, priority: m.priority });
+    const inst = this.config.vrrp?.instances.find((i) => i.name === m.instance);
+    if (!inst) return;
+    for (const v of inst.virtual_addresses) {
+      const addr = v.address.split('/')[0];
+      if (m.state === 'MASTER') void this.holdVip(addr);
+      else void this.releaseVip(addr);
+    }
+  }
+
+  /** Binds listeners on a VIP that just arrived. The engine adds the address asynchronously, so retry briefly. */
+  private async holdVip(addr: string): Promise<void> {
+    this.held.add(addr);
+    if (!this.balancer) return;
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      if (!this.held.has(addr) || this.stopping) return;
+      try {
+        await this.balancer.attach(addr);
+        return;
+      } catch (e) {
+        if (Date.now() > deadline) {
+          this.log.error({ address: addr, error: (e as Error).message }, 'cannot bind the VIP listeners');
+          this.event('health', `cannot bind listeners on ${addr}: ${(e as Error).message}`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  private async releaseVip(addr: string): Promise<void> {
+    this.held.delete(addr);
+    if (this.balancer) await this.balancer.detach(addr).catch(() => undefined);
+  }
+
+  /** Periodic self-check; the result is reported to the VRRP engine as a tracked health item. */
+  private startHealth(config: Config): void {
+    const h = config.node.health;
+    this.health = new Hysteresis(true, h.rise, h.fall);
+    const weight = h.weight;
+    this.vrrp?.track(HEALTH_TRACK, true, weight);
+    let busy = false;
+    this.healthTimer = setInterval(() => {
+      if (busy || this.stopping) return;
+      busy = true;
+      this.checkHealth(Math.max(100, Math.min(1000, h.interval * 500))).then((r) => {
+        busy = false;
+        this.healthDetail = r.detail;
+        if (this.health!.push(r.ok)) {
+          const up = this.health!.up;
+          this.log[up ? 'info' : 'warn']({ detail: r.detail }, up ? 'node healthy again' : 'node cannot serve DNS: giving up VIPs');
+          this.event('health', up ? 'healthy again' : `unhealthy: ${r.detail}`);
+        }
+        this.vrrp?.track(HEALTH_TRACK, this.health!.up, weight);
+      }, () => { busy = false; });
+    }, h.interval * 1000);
+  }
+
+  /** Can this node serve DNS now? Its resolver answers on its socket; its DNS balancer has a live backend. */
+  async checkHealth(timeoutMs = 500): Promise<{ ok: boolean; detail: string }> {
+    if (this.resolver) {
+      const udp = this.resolver.addresses().find((a) => a.proto === 'udp');
+      if (!udp) return { ok: false, detail: 'resolver has no UDP listener' };
+      if (!(await probeDns(udp.address, udp.port, `probe.${HEALTH_DOMAIN}`, timeoutMs))) return { ok: false, detail: 'resolver does not answer' };
+    }
+    if (this.balancer) {
+      for (const svc of this.balancer.stats().services) {
+        if (svc.mode !== 'dns') continue;
+        const backends = (svc as { backends?: { state: string }[] }).backends ?? [];
+        if (backends.length && !backends.some((b) => b.state === 'up')) return { ok: false, detail: `balancer ${svc.name}: no healthy backend` };
+      }
+    }
+    return { ok: true, detail: 'ok' };
   }
 
   addresses(): BoundAddress[] {
@@ -87,6 +209,11 @@ export class HadnsNode implements NodeView {
       if (config.resolver && this.resolver) await this.resolver.reload(config.resolver);
       else if (config.resolver && !this.resolver) this.resolver = await ResolverService.start(config.resolver, this.log.child({ svc: 'resolver' }), this.store.list().map(toLocal));
       else if (!config.resolver && this.resolver) { await this.resolver.close(); this.resolver = null; }
+      if (JSON.stringify(config.vrrp ?? null) !== JSON.stringify(this.config.vrrp ?? null)) {
+        // Restarting the engine would be a failover of its own: changes apply at the next restart.
+        this.log.warn('vrrp: configuration changes take effect at the next restart (a reload never moves VIPs)');
+        this.event('reload', 'vrrp changes are not applied by a reload; restart to apply');
+      }
       // The balancer restarts on a change of its section (its state is health, rebuilt in seconds).
       if (JSON.stringify(config.balancer ?? null) !== JSON.stringify(this.config.balancer ?? null)) {
         const next = config.balancer && config.balancer.services.length ? await this.startBalancerReplacing(config) : null;
@@ -107,7 +234,9 @@ export class HadnsNode implements NodeView {
     if (old) await old.close();
     this.balancer = null;
     try {
-      return await this.startBalancer(config);
+      const bal = await this.startBalancer(config);
+      for (const a of this.held) await bal.attach(a).catch((e) => this.log.error({ address: a, error: (e as Error).message }, 'cannot bind the VIP listeners'));
+      return bal;
     } catch (e) {
       if (old && this.config.balancer) this.balancer = await this.startBalancer(this.config).catch(() => null);
       throw e;
@@ -130,6 +259,25 @@ export class HadnsNode implements NodeView {
       node: this.name, version: VERSION, startedAt: this.startedAt, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
       ready: this.ready(), resolver: this.resolverView(),
       ...(this.balancer ? { balancer: this.balancer.stats() } : {}),
+      ...(this.vrrp ? { vrrp: this.vrrpView() } : {}),
+      health: { ok: this.health ? this.health.up : true, detail: this.healthDetail },
+    };
+  }
+
+  private vrrpView(): unknown {
+    const insts = this.config.vrrp?.instances ?? [];
+    return {
+      held: [...this.held],
+      instances: insts.map((i) => {
+        const st = this.vrrpStates.get(i.name);
+        const live = this.vrrpStatus.find((x) => x.name === i.name);
+        return {
+          name: i.name, vrid: i.vrid, interface: i.interface, configuredPriority: i.priority,
+          state: st?.state ?? live?.state ?? 'INIT', priority: st?.priority ?? live?.effectivePriority ?? i.priority,
+          since: st?.since ?? null, master: live?.master ?? null,
+          vips: i.virtual_addresses.map((v) => v.address),
+        };
+      }),
     };
   }
 
@@ -205,10 +353,20 @@ export class HadnsNode implements NodeView {
   };
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    // Hand the VIPs over first (priority-0 adverts: the backup takes over after its skew time),
+    // then close the sockets: a query in flight during the handover still gets its answer.
+    if (this.vrrp) { await this.vrrp.stop(); this.vrrp = null; }
     if (this.balancer) await this.balancer.close();
     this.balancer = null;
     if (this.resolver) await this.resolver.close();
     this.resolver = null;
     this.event('stop', 'node stopped');
   }
+}
+
+/** Every VIP (address without prefix) of the config's VRRP instances. */
+export function floatingAddresses(config: Config): string[] {
+  return (config.vrrp?.instances ?? []).flatMap((i) => i.virtual_addresses.map((v) => v.address.split('/')[0]));
 }

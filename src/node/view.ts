@@ -56,6 +56,8 @@ export interface NodeStatus {
   /** Filled by the balancer and VRRP services when configured. */
   balancer?: unknown;
   vrrp?: unknown;
+  /** The node's own DNS health, as fed to VRRP. */
+  health?: { ok: boolean; detail: string };
   peer?: unknown;
 }
 

@@ -15,6 +15,9 @@ import type { Diagnostic } from '../config/diagnostics.js';
 import { expandIPv6, reverseName, type HostsEntry } from './hosts.js';
 import { recordData } from '../dns/records.js';
 
+/** Domain answered locally (NXDOMAIN) by every resolver, for health probes. */
+export const HEALTH_DOMAIN = 'hadns.invalid';
+
 export type LocalAnswer =
   | { kind: 'answer'; answers: RR[] }
   | { kind: 'nodata' }
@@ -78,6 +81,9 @@ export class LocalData {
       this.wildcards.set(d, cur);
     }
     for (const d of src.localDomains) this.localDomains.add(lowerName(d));
+    // Reserved (RFC 2606 .invalid): the node's health probe asks here and gets a local NXDOMAIN,
+    // so the check proves the socket and the pipeline without depending on any upstream.
+    this.localDomains.add(HEALTH_DOMAIN);
     this.size = this.names.size;
   }
 

@@ -118,7 +118,11 @@ export class Resolver implements DnsHandler {
 
   get current(): Tables { return this.tables; }
 
+  /** Fault injection for the lab (resolver-dead): when set, every query is dropped unanswered. */
+  dead = false;
+
   handle(msg: Buffer, ctx: QueryContext, reply: Reply): void {
+    if (this.dead) { reply(this.out, 0); return; }
     const t0 = this.queryLog ? performance.now() : 0;
     const info = this.info;
     const tables = this.tables;
