@@ -35,7 +35,6 @@ Commands:
   schema   print the JSON Schema of the native config (for editors)
   status   show a running node: readiness, listeners, upstreams, cache, recent events
   lab      a hadns pair in network namespaces on this machine: up, down, status, fault, heal, demo (root)
-  lab      a hadns pair in network namespaces on this machine: up, down, status, fault, heal, demo (root)
 
 Run 'hadns <command> --help' for a command's options.`,
   start: `Usage: hadns start [--config FILE] [--dnsmasq FILE] [--nginx FILE]
@@ -128,7 +127,6 @@ export async function main(argv: string[]): Promise<number> {
     case 'import': return cmdImport(rest);
     case 'schema': return cmdSchema(rest);
     case 'status': return cmdStatus(rest);
-    case 'lab': return (await import('../lab/cli.js')).labMain(rest);
     case 'lab': return (await import('../lab/cli.js')).labMain(rest);
     default:
       err(`hadns: unknown command "${cmd}"\n\n${HELP.main}`);
