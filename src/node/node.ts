@@ -36,7 +36,7 @@ export class HadnsNode implements NodeView {
   balancer: Balancer | null = null;
   vrrp: VrrpSupervisor | null = null;
   /** Latest VRRP state per instance, from the engine's events. */
-  private readonly vrrpStates = new Map<string, { state: string; priority: number; since: number }>();
+  private readonly vrrpStates = new Map<string, { state: string; priority: number; since: number; transitions: number }>();
   private vrrpStatus: InstanceStatus[] = [];
   /** VIPs (addresses without prefix) this node holds now. */
   private readonly held = new Set<string>();
@@ -114,7 +114,8 @@ export class HadnsNode implements NodeView {
       return;
     }
     if (m.type !== 'state') return;
-    this.vrrpStates.set(m.instance, { state: m.state, priority: m.priority, since: m.wallMs });
+    const prevSt = this.vrrpStates.get(m.instance);
+    this.vrrpStates.set(m.instance, { state: m.state, priority: m.priority, since: m.wallMs, transitions: (prevSt?.transitions ?? 0) + 1 });
     log.info({ instance: m.instance, state: m.state, prev: m.prev, priority: m.priority }, 'vrrp state');
     this.event('vrrp', `${m.instance}: ${m.prev} → ${m.state}`, { instance: m.instance, state: m.state, priority: m.priority });
     const inst = this.config.vrrp?.instances.find((i) => i.name === m.instance);
@@ -274,7 +275,7 @@ export class HadnsNode implements NodeView {
         return {
           name: i.name, vrid: i.vrid, interface: i.interface, configuredPriority: i.priority,
           state: st?.state ?? live?.state ?? 'INIT', priority: st?.priority ?? live?.effectivePriority ?? i.priority,
-          since: st?.since ?? null, master: live?.master ?? null,
+          since: st?.since ?? null, transitions: st?.transitions ?? 0, master: live?.master ?? null,
           vips: i.virtual_addresses.map((v) => v.address),
         };
       }),
@@ -297,7 +298,7 @@ export class HadnsNode implements NodeView {
     }
     return {
       listen: svc.addresses().map((b) => `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
-      queries: r.stats.queries, bySource: { ...r.stats.bySource }, byRcode: { ...r.stats.byRcode },
+      queries: r.stats.queries, bySource: { ...r.stats.bySource }, byRcode: { ...r.stats.byRcode }, byType: r.typeCounts(),
       aclDrops: r.stats.aclDrops, inflight: r.stats.inflight, inflightRefused: r.stats.inflightRefused,
       localNames: t.local.size, cache: { ...r.cache.stats, entries: r.cache.size }, forwarder: { ...r.forwarder.stats }, upstreams,
     };

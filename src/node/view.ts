@@ -18,6 +18,7 @@ export interface ResolverView {
   queries: number;
   bySource: Record<string, number>;
   byRcode: Record<string, number>;
+  byType: Record<string, number>;
   aclDrops: number;
   inflight: number;
   inflightRefused: number;

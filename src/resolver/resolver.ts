@@ -77,7 +77,8 @@ export interface ResolverStats {
   queries: number;
   bySource: Record<Source, number>;
   byRcode: Record<string, number>;
-  byType: Record<string, number>;
+  /** Queries per QTYPE (index = type; 256 = any type above 255). Read via typeCounts(). */
+  byTypeCode: Uint32Array;
   aclDrops: number;
   inflightRefused: number;
   inflight: number;
@@ -96,7 +97,7 @@ export class Resolver implements DnsHandler {
   readonly stats: ResolverStats = {
     queries: 0,
     bySource: { local: 0, cache: 0, stale: 0, upstream: 0, refused: 0, servfail: 0, formerr: 0, dropped: 0 },
-    byRcode: {}, byType: {}, aclDrops: 0, inflightRefused: 0, inflight: 0,
+    byRcode: {}, byTypeCode: new Uint32Array(257), aclDrops: 0, inflightRefused: 0, inflight: 0,
   };
   /** Query log sink (set when query logging is on). */
   queryLog: ((e: QueryLogEntry) => void) | null = null;
@@ -158,6 +159,7 @@ export class Resolver implements DnsHandler {
     if (info.qclass !== 1 && info.qclass !== 255) { this.finishError(msg, ctx, reply, Rcode.REFUSED, 'refused', t0); return; }
     if (info.qtype === 251 || info.qtype === 252) { this.finishError(msg, ctx, reply, Rcode.REFUSED, 'refused', t0); return; }
 
+    this.stats.byTypeCode[info.qtype < 256 ? info.qtype : 256]++;
     const key = questionKey(msg, info);
     let memo = this.memo.get(key);
     if (memo === undefined) {
@@ -351,6 +353,14 @@ export class Resolver implements DnsHandler {
       rcode: rcodeName(rcode), source, upstream, ms: Math.round((performance.now() - w.started) * 1000) / 1000,
       transport: w.ctx.transport,
     });
+  }
+
+  /** Query counts by type name (for metrics and status). */
+  typeCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const c = this.stats.byTypeCode;
+    for (let i = 0; i < 257; i++) if (c[i]) out[i === 256 ? 'OTHER' : typeName(i)] = c[i];
+    return out;
   }
 
   close(): void {

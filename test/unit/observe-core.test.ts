@@ -91,7 +91,7 @@ function status(extra: Partial<NodeStatus> = {}): NodeStatus {
   return {
     node: 'dns-a', version: '9.9.9', startedAt: 1_700_000_000_000, uptimeSec: 3723, ready: true,
     resolver: {
-      listen: ['udp://127.0.0.1:53'], queries: 100, bySource: { local: 10, cache: 60, upstream: 30 }, byRcode: { NOERROR: 95, NXDOMAIN: 5 },
+      listen: ['udp://127.0.0.1:53'], queries: 100, bySource: { local: 10, cache: 60, upstream: 30 }, byRcode: { NOERROR: 95, NXDOMAIN: 5 }, byType: { A: 70, AAAA: 30 },
       aclDrops: 2, inflight: 1, inflightRefused: 0, localNames: 12,
       cache: { entries: 40, bytes: 4000, hits: 60, misses: 40, staleHits: 0, inserts: 40, evictions: 3 },
       forwarder: { sent: 31, answers: 30, timeouts: 1, tcpRetries: 0, rejected: 0 },
