@@ -65,6 +65,8 @@ export class Lab {
     const ns = this.ns(node);
     sh('ip', ['netns', 'add', ns]);
     this.namespaces.push(ns);
+    // No duplicate address detection: link-local addresses are usable at once (no 1-2 s wait).
+    sh('ip', ['netns', 'exec', ns, 'sysctl', '-q', '-w', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
     sh('ip', ['link', 'add', 'eth0', 'netns', ns, 'address', `02:00:00:00:00:${host.toString(16).padStart(2, '0')}`, 'type', 'veth', 'peer', 'name', `p${node}`, 'netns', this.sw]);
     sh('ip', ['-n', this.sw, 'link', 'set', `p${node}`, 'master', 'br0', 'up']);
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -195,7 +197,7 @@ export function section(o: {
       ...(o.unicast_src_ip ? { unicast_src_ip: o.unicast_src_ip } : {}),
       ...(o.unicast_peers ? { unicast_peers: o.unicast_peers } : {}),
       ...(o.auth ? { auth: o.auth } : {}),
-      virtual_addresses: [{ address: o.vip ?? '192.0.2.210/24', ...(o.label !== undefined ? { label: o.label } : { label: 'eth0:0' }) }],
+      virtual_addresses: [{ address: o.vip ?? '192.0.2.210/24', ...(o.label === '' ? {} : { label: o.label ?? 'eth0:0' }) }],
       garp: { master_delay: 0, master_repeat: 2, ...(o.garp ?? {}) },
     }],
   };
