@@ -123,10 +123,11 @@ export const vrrpSectionSchema = z.object({
 }).strict().superRefine((sec, ctx) => {
   const seen = new Map<string, number>();
   sec.instances.forEach((inst, i) => {
-    const key = `${inst.interface}/${inst.vrid}/${isIP(inst.virtual_addresses[0]!.address.split('/')[0]!)}`;
+    const first = inst.virtual_addresses[0]?.address ?? '';
+    const key = `${inst.interface}/${inst.vrid}/${isIP(first.split('/')[0]!)}`;
     if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['instances', i, 'vrid'], message: `VRID ${inst.vrid} already used on ${inst.interface} by instance ${seen.get(key)}` });
     seen.set(key, i);
-    inst.track_scripts.forEach((t, j) => {
+    (inst.track_scripts ?? []).forEach((t, j) => {
       if (!(t.name in sec.scripts)) ctx.addIssue({ code: 'custom', path: ['instances', i, 'track_scripts', j, 'name'], message: `unknown script ${t.name}` });
     });
   });

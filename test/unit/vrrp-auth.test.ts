@@ -98,5 +98,6 @@ test('config schema: defaults like keepalived, errors for impossible settings', 
   assert.equal(bad({ virtual_addresses: [{ address: '192.0.2.1/24', label: 'eth1:0' }] }).success, false);
   assert.equal(bad({ track_scripts: [{ name: 'nope' }] }).success, false);
   assert.equal(bad({ vrid: 256 }).success, false);
+  assert.equal(bad({ virtual_addresses: [] }).success, false, 'no address: an error, not an exception');
   assert.equal(bad({ frobnicate: 1 }).success, false, 'unknown keys are errors');
 });
