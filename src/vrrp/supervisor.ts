@@ -34,7 +34,9 @@ export function spawnVrrpEngine(section: VrrpSectionInput, onMessage: (m: FromEn
     child.on('exit', (code) => reject(new Error(`VRRP engine exited with ${code}`)));
   });
   ready.catch(() => undefined);
-  const send = (m: ToEngine) => { if (child.connected) child.send(m); };
+  // The child may be exiting (fatal config error, stop): a lost message is fine, an EPIPE is not.
+  const send = (m: ToEngine) => { if (child.connected) child.send(m, () => undefined); };
+  child.on('error', () => undefined);
   send({ type: 'config', section });
   return {
     child,
