@@ -174,7 +174,7 @@ export class Lab {
     this.startNode('a');
     this.startNode('b');
     progress('waiting for node-a to hold the VIP and answer through it');
-    await this.waitReady(readyTimeoutMs);
+    await this.waitSteady(readyTimeoutMs);
     this.state.phase = 'ready';
     this.save();
     progress(`lab ${this.id} is up: VIP ${ADDR.vip} on node-a`);
@@ -237,13 +237,36 @@ export class Lab {
     return !!p && pidAlive(p.pid) && pidIsOurs(p.pid, this.dir);
   }
 
-  async waitReady(timeoutMs: number): Promise<void> {
+  /** The node's current process's log lines (JSON), oldest first. */
+  nodeLog(node: NodeId): Array<Record<string, unknown>> {
+    const p = this.nodeProc(node);
+    if (!p) return [];
+    const out: Array<Record<string, unknown>> = [];
+    for (const line of readLog(p.log).split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try { const o = JSON.parse(line); if (o.pid === p.pid) out.push(o); } catch { /* partial line */ }
+    }
+    return out;
+  }
+
+  /** The node's VRRP state as its current process last logged it (null: not started yet). */
+  vrrpState(node: NodeId): string | null {
+    const l = this.nodeLog(node).filter((o) => o.msg === 'vrrp state').pop();
+    return l ? String(l.state) : null;
+  }
+
+  /**
+   * The healthy steady state every fault starts from: both nodes running, node-a MASTER and alone
+   * with the VIP, node-b BACKUP, and a query through the VIP answered.
+   */
+  async waitSteady(timeoutMs: number): Promise<void> {
     try {
       await this.waitFor(async () => {
+        if (this.vrrpState('a') !== 'MASTER' || this.vrrpState('b') !== 'BACKUP') return false;
         const h = await this.vipHolders();
         return h.a && !h.b;
-      }, timeoutMs, 'node-a alone to hold the VIP');
-      await this.waitFor(async () => (await this.probe()) === 'ok', Math.max(5000, timeoutMs / 2), 'an answer through the VIP');
+      }, timeoutMs, 'node-a MASTER alone with the VIP and node-b BACKUP');
+      await this.waitFor(async () => (await this.probe()) === 'ok', 5000, 'an answer through the VIP');
     } catch (e) {
       throw new Error(`${(e as Error).message}\n${this.logTails(15)}`);
     }
