@@ -17,6 +17,8 @@ import type { FromEngine } from '../vrrp/messages.js';
 import type { InstanceStatus } from '../vrrp/engine.js';
 import { HEALTH_DOMAIN } from '../resolver/local.js';
 import { Hysteresis, probeDns } from './health.js';
+import { PeerSync, sanitizeRemote } from './sync.js';
+import { loadToken } from '../observe/auth.js';
 
 /** Name of the node's own health report in the VRRP engine's tracking. */
 const HEALTH_TRACK = 'hadns-dns-health';
@@ -44,6 +46,7 @@ export class HadnsNode implements NodeView {
   private healthTimer: NodeJS.Timeout | null = null;
   private healthDetail = 'not checked yet';
   private stopping = false;
+  private sync: PeerSync | null = null;
   private config: Config;
   private readonly eventRing: NodeEvent[] = [];
   private readonly listeners = new Set<(e: NodeEvent) => void>();
@@ -75,6 +78,12 @@ export class HadnsNode implements NodeView {
     } catch (e) {
       await node.stop();
       throw e;
+    }
+    if (config.node.peers.length) {
+      let token: string | null = null;
+      try { token = loadToken(config.api); } catch (e) { log.warn({ error: (e as Error).message }, 'cannot read the API token: record sync disabled'); }
+      node.sync = new PeerSync(config.node.name, config.node.peers, token, node.store, (recs) => node.mergeRecords(recs), log.child({ svc: 'sync' }));
+      node.sync.start();
     }
     if (!node.resolver && !node.balancer) log.warn('no service configured: nothing to do');
     node.event('start', `node ${config.node.name} started`);
@@ -262,6 +271,7 @@ export class HadnsNode implements NodeView {
       ...(this.balancer ? { balancer: this.balancer.stats() } : {}),
       ...(this.vrrp ? { vrrp: this.vrrpView() } : {}),
       health: { ok: this.health ? this.health.up : true, detail: this.healthDetail },
+      ...(this.sync ? { peer: this.sync.status() } : {}),
     };
   }
 
@@ -318,6 +328,16 @@ export class HadnsNode implements NodeView {
     return sel.slice(-limit);
   }
 
+  /** Merges records from a peer (LWW per record) and applies them when anything changed. */
+  private async mergeRecords(records: StoredRecord[]): Promise<number> {
+    const changed = this.store.merge(records);
+    if (changed) {
+      await this.applyRecords();
+      this.event('sync', `${changed} record change(s) from a peer applied`);
+    }
+    return changed;
+  }
+
   private async applyRecords(): Promise<void> {
     if (this.resolver) await this.resolver.setApiRecords(this.store.list().map(toLocal));
   }
@@ -336,11 +356,12 @@ export class HadnsNode implements NodeView {
       const rec = this.store.add(r);
       await this.applyRecords();
       this.event('records', `record added: ${rec.name} ${rec.type}`, { id: recordId(rec) });
+      this.sync?.kick();
       return this.view(rec, 'api');
     },
     remove: async (id: string): Promise<boolean> => {
       const ok = this.store.remove(id);
-      if (ok) { await this.applyRecords(); this.event('records', `record removed: ${id}`, { id }); }
+      if (ok) { await this.applyRecords(); this.event('records', `record removed: ${id}`, { id }); this.sync?.kick(); }
       return ok;
     },
     update: async (id: string, r: { name: string; type: string; value: string | string[]; ttl?: number }): Promise<LocalRecordView> => {
@@ -349,13 +370,21 @@ export class HadnsNode implements NodeView {
       if (recordId(rec) !== id) this.store.remove(id);
       await this.applyRecords();
       this.event('records', `record changed: ${id} → ${recordId(rec)}`, { id: recordId(rec) });
+      this.sync?.kick();
       return this.view(rec, 'api');
+    },
+    exchange: async (from: string, records: unknown): Promise<{ node: string; records: unknown[] }> => {
+      const remote = sanitizeRemote(records);
+      const changed = await this.mergeRecords(remote);
+      if (changed) this.log.info({ peer: from, changed }, 'records synced from peer');
+      return { node: this.name, records: this.store.all() };
     },
   };
 
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
+    this.sync?.stop();
     // Hand the VIPs over first (priority-0 adverts: the backup takes over after its skew time),
     // then close the sockets: a query in flight during the handover still gets its answer.
     if (this.vrrp) { await this.vrrp.stop(); this.vrrp = null; }

@@ -79,5 +79,10 @@ export interface NodeView {
     add(r: { name: string; type: string; value: string | string[]; ttl?: number }): Promise<LocalRecordView>;
     remove(id: string): Promise<boolean>;
     update(id: string, r: { name: string; type: string; value: string | string[]; ttl?: number }): Promise<LocalRecordView>;
+    /**
+     * Peer sync (POST /api/v1/sync/records): merges a peer's full record set (tombstones
+     * included) and returns ours after the merge. Throws on malformed input.
+     */
+    exchange(from: string, records: unknown): Promise<{ node: string; records: unknown[] }>;
   };
 }

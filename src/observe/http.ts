@@ -195,6 +195,16 @@ export async function startObserve(view: NodeView, cfg: ApiConfig, log: Logger):
       if (rest === '' || rest === '/') return records(req, res, '');
       if (rest.startsWith('/')) return records(req, res, rest.slice(1));
     }
+    if (path === '/sync/records') {
+      // Peer record sync (node/sync.ts): POST only, and always behind the token (a POST is a change).
+      if (req.method !== 'POST') throw new HttpError(405, `${req.method} not allowed on ${u.pathname}`, { Allow: 'POST' });
+      const body = await readBody(req) as { node?: unknown; records?: unknown };
+      if (!body || typeof body !== 'object' || typeof body.node !== 'string') throw new HttpError(400, 'body: expected {"node": NAME, "records": [...]}');
+      let out;
+      try { out = await view.records.exchange(body.node, body.records); } catch (e) { throw new HttpError(400, (e as Error).message); }
+      send(res, 200, out);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, `${req.method} not allowed on ${u.pathname}`, { Allow: 'GET' });
     switch (path) {
       case '/status': send(res, 200, view.status()); return;
