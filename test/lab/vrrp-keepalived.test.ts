@@ -6,7 +6,10 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab, isRoot, have, type Proc } from './vrrp-lab.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, isRoot, have, repoRoot } from './vrrp-lab.js';
+import { importKeepalived } from '../../src/config/legacy/keepalived.js';
 
 const skip = !isRoot ? 'needs root (network namespaces)' : !have('keepalived') ? 'needs keepalived (apt-get install keepalived)' : false;
 const VIP = '192.0.2.210';
@@ -165,4 +168,26 @@ test('v3 multicast 200 ms: hadns master, keepalived backup, then the other way r
   console.log(`# v3 keepalived clean stop -> hadns MASTER after ${ms(ev.rxMs - t0)}`);
   await only('a', 500);
   await lab.kill(ha2);
+});
+
+test('the article\'s keepalived.conf files run unchanged apart from addresses: hadns (imported) beside keepalived', { skip }, async () => {
+  // Only the addresses and interface names change: the article's LAN becomes the lab's.
+  const adapt = (f: string) => readFileSync(join(repoRoot, 'test', 'fixtures', 'keepalived', f), 'utf8')
+    .replaceAll('172.22.10.237', '192.0.2.237').replaceAll('172.22.10.50', '192.0.2.50').replaceAll('172.22.10.210', VIP)
+    .replaceAll('ens192', 'eth0').replaceAll('enp4s0', 'eth0');
+  const imported = importKeepalived('article-ch4-a.conf', adapt('article-ch4-a.conf'));
+  assert.deepEqual(imported.diagnostics, []);
+  const ha = lab.hadns('hadnsArticleA', 'a', imported.vrrp);
+  const kb = lab.keepalived('keepalivedArticleB', 'b', adapt('article-ch4-b.conf'));
+  await lab.waitEvent(ha, hState('MASTER'), 10_000);
+  await lab.waitLine(kb, kBackup, 10_000);
+  await only('a');
+  assert.match(lab.addrs('a'), /192\.0\.2\.210\/24 scope global secondary eth0:0/);
+  const t0 = performance.now();
+  const n = kb.lines.length;
+  await lab.kill(ha, 'SIGTERM');
+  await lab.waitLine(kb, kMaster, 5000, n);
+  console.log(`# article configs: hadns A clean stop -> keepalived B MASTER after ${ms(performance.now() - t0)}`);
+  await only('b', 300);
+  await lab.kill(kb);
 });
