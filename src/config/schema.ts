@@ -153,6 +153,11 @@ export const configSchema = z.strictObject({
         'What unhealthy does to every VRRP instance: 0 = FAULT (the peer takes the VIPs at once), '
         + 'negative = added to the priority.'),
     }).prefault({}).describe('Health feeds VRRP: a node that cannot serve DNS gives its VIPs away.'),
+    nonlocal_bind: z.enum(['auto', 'on', 'off']).default('auto').describe(
+      'How listeners on VIPs are bound. auto/on: bind them at start through net.ipv4/ipv6 ip_nonlocal_bind '
+      + '(enabled in this network namespace when needed; on = fail if that is impossible), so a VIP that arrives '
+      + 'is served from its first packet. off (or auto without the permission): bind when the VIP arrives, '
+      + 'release when it leaves.'),
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),

@@ -4,7 +4,7 @@
  * one implementation of NodeView that operators' tools read.
  */
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config, LocalRecordConfig } from '../config/schema.js';
 import { ResolverService } from '../resolver/service.js';
@@ -47,6 +47,8 @@ export class HadnsNode implements NodeView {
   private healthDetail = 'not checked yet';
   private stopping = false;
   private sync: PeerSync | null = null;
+  /** VIP listeners were bound at start (ip_nonlocal_bind): VRRP changes need no (re)binding. */
+  private vipsPrebound = false;
   private config: Config;
   private readonly eventRing: NodeEvent[] = [];
   private readonly listeners = new Set<(e: NodeEvent) => void>();
@@ -73,7 +75,10 @@ export class HadnsNode implements NodeView {
       if (config.resolver) {
         node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
       }
-      if (config.balancer && config.balancer.services.length) node.balancer = await node.startBalancer(config);
+      if (config.balancer && config.balancer.services.length) {
+        node.balancer = await node.startBalancer(config);
+        await node.prebindVips(config);
+      }
       if (config.vrrp && config.vrrp.instances.length) await node.startVrrp(config);
     } catch (e) {
       await node.stop();
@@ -136,10 +141,37 @@ export class HadnsNode implements NodeView {
     }
   }
 
+  /**
+   * With ip_nonlocal_bind the balancer can bind VIP listeners before the VIP is here: then there is
+   * no window between the VIP arriving (and its gratuitous ARP going out) and a socket listening.
+   */
+  private async prebindVips(config: Config): Promise<void> {
+    const vips = floatingAddresses(config);
+    if (!vips.length || !this.balancer || config.node.nonlocal_bind === 'off') return;
+    const families = new Set(vips.map((v) => (v.includes(':') ? 'ipv6' : 'ipv4')));
+    for (const fam of families) {
+      const path = `/proc/sys/net/${fam}/ip_nonlocal_bind`;
+      let cur = '';
+      try { cur = readFileSync(path, 'utf8').trim(); } catch { /* no such sysctl */ }
+      if (cur === '1') continue;
+      try {
+        writeFileSync(path, '1');
+        this.log.info({ sysctl: `net.${fam}.ip_nonlocal_bind`, value: 1 }, 'enabled non-local bind in this network namespace (VIP listeners bound before the VIP arrives)');
+      } catch (e) {
+        const msg = `cannot enable net.${fam}.ip_nonlocal_bind: ${(e as Error).message}`;
+        if (config.node.nonlocal_bind === 'on') throw new Error(msg);
+        this.log.info({ reason: msg }, 'VIP listeners will be bound when the VIP arrives');
+        return;
+      }
+    }
+    for (const v of vips) await this.balancer.attach(v);
+    this.vipsPrebound = true;
+  }
+
   /** Binds listeners on a VIP that just arrived. The engine adds the address asynchronously, so retry briefly. */
   private async holdVip(addr: string): Promise<void> {
     this.held.add(addr);
-    if (!this.balancer) return;
+    if (!this.balancer || this.vipsPrebound) return;
     const deadline = Date.now() + 3000;
     for (;;) {
       if (!this.held.has(addr) || this.stopping) return;
@@ -159,7 +191,7 @@ export class HadnsNode implements NodeView {
 
   private async releaseVip(addr: string): Promise<void> {
     this.held.delete(addr);
-    if (this.balancer) await this.balancer.detach(addr).catch(() => undefined);
+    if (this.balancer && !this.vipsPrebound) await this.balancer.detach(addr).catch(() => undefined);
   }
 
   /** Periodic self-check; the result is reported to the VRRP engine as a tracked health item. */
@@ -245,7 +277,7 @@ export class HadnsNode implements NodeView {
     this.balancer = null;
     try {
       const bal = await this.startBalancer(config);
-      for (const a of this.held) await bal.attach(a).catch((e) => this.log.error({ address: a, error: (e as Error).message }, 'cannot bind the VIP listeners'));
+      for (const a of (this.vipsPrebound ? floatingAddresses(config) : [...this.held])) await bal.attach(a).catch((e) => this.log.error({ address: a, error: (e as Error).message }, 'cannot bind the VIP listeners'));
       return bal;
     } catch (e) {
       if (old && this.config.balancer) this.balancer = await this.startBalancer(this.config).catch(() => null);
