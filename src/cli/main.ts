@@ -11,6 +11,7 @@ import { jsonSchema } from '../config/schema.js';
 import { configReferenceMarkdown } from '../config/reference.js';
 import { importDnsmasq } from '../config/legacy/dnsmasq.js';
 import { importNginx } from '../config/legacy/nginx.js';
+import { importKeepalived } from '../config/legacy/keepalived.js';
 import { buildTables } from '../resolver/service.js';
 import { createLogger } from '../util/log.js';
 import { HadnsNode } from '../node/node.js';
@@ -31,13 +32,13 @@ Usage: hadns <command> [options]
 Commands:
   start    run a node in the foreground (embedded default config when no input is given)
   check    validate configuration; prints FILE:LINE: message per problem, exit 1 on errors
-  import   convert legacy configs (dnsmasq.conf, nginx.conf stream) into one native YAML
+  import   convert legacy configs (dnsmasq.conf, nginx.conf stream, keepalived.conf) into one native YAML
   schema   print the JSON Schema of the native config (for editors)
   status   show a running node: readiness, listeners, upstreams, cache, recent events
   lab      a hadns pair in network namespaces on this machine: up, down, status, fault, heal, demo (root)
 
 Run 'hadns <command> --help' for a command's options.`,
-  start: `Usage: hadns start [--config FILE] [--dnsmasq FILE] [--nginx FILE]
+  start: `Usage: hadns start [--config FILE] [--dnsmasq FILE] [--nginx FILE] [--keepalived FILE]
 
 Runs a hadns node in the foreground, logging to stderr.
 With no input, runs the embedded default: a resolver on 127.0.0.1:5353 and [::1]:5353
@@ -47,12 +48,13 @@ Options:
   -c, --config FILE   native YAML config
       --dnsmasq FILE  a dnsmasq.conf, used as it is (may be combined with --config)
       --nginx FILE    an nginx.conf whose stream {} block becomes the balancer
+      --keepalived FILE  a keepalived.conf whose vrrp_instance blocks become VRRP
       --log-level L   override log.level (trace|debug|info|warn|error)
   -h, --help          this help
 
 Signals: SIGTERM/SIGINT close the sockets and exit 0; SIGHUP reloads config and files
 (on error the running config keeps serving and the error is logged).`,
-  check: `Usage: hadns check [--config FILE] [--dnsmasq FILE] [--nginx FILE]
+  check: `Usage: hadns check [--config FILE] [--dnsmasq FILE] [--nginx FILE] [--keepalived FILE]
 
 Validates the configuration as 'start' would load it, including hosts files and the
 resolv-file. Prints each problem as FILE:LINE: message. Exit 1 if there is any error.
@@ -61,9 +63,10 @@ Options:
   -c, --config FILE   native YAML config
       --dnsmasq FILE  a dnsmasq.conf
       --nginx FILE    an nginx.conf (its stream {} block)
+      --keepalived FILE  a keepalived.conf
   -q, --quiet         print errors only
   -h, --help          this help`,
-  import: `Usage: hadns import [--dnsmasq FILE] [--nginx FILE] [-o OUT]
+  import: `Usage: hadns import [--dnsmasq FILE] [--nginx FILE] [--keepalived FILE] [-o OUT]
 
 Writes the native YAML equivalent of a legacy configuration. Directives outside hadns's
 scope are reported as ignored with FILE:LINE on stderr; an unknown directive is an error.
@@ -71,6 +74,7 @@ scope are reported as ignored with FILE:LINE on stderr; an unknown directive is 
 Options:
       --dnsmasq FILE  dnsmasq.conf to convert (conf-file/conf-dir includes are followed)
       --nginx FILE    nginx.conf whose stream {} block to convert (include is followed)
+      --keepalived FILE  keepalived.conf to convert (include is followed)
   -o, --output OUT    write to OUT instead of stdout
   -h, --help          this help`,
   schema: `Usage: hadns schema [--markdown]
@@ -98,6 +102,7 @@ const sourceOptions = {
   config: { type: 'string', short: 'c' },
   dnsmasq: { type: 'string' },
   nginx: { type: 'string' },
+  keepalived: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -138,7 +143,7 @@ async function cmdStart(argv: string[]): Promise<number> {
   const a = parse('start', argv, { ...sourceOptions, 'log-level': { type: 'string' } });
   if (!a) return 2;
   if (a.values.help) { out(HELP.start); return 0; }
-  const sources: Sources = { config: a.values.config, dnsmasq: a.values.dnsmasq, nginx: a.values.nginx };
+  const sources: Sources = { config: a.values.config, dnsmasq: a.values.dnsmasq, nginx: a.values.nginx, keepalived: a.values.keepalived };
   let loaded;
   try {
     loaded = loadConfig(sources);
@@ -207,7 +212,7 @@ async function cmdCheck(argv: string[]): Promise<number> {
   if (!a) return 2;
   if (a.values.help) { out(HELP.check); return 0; }
   try {
-    const loaded = loadConfig({ config: a.values.config, dnsmasq: a.values.dnsmasq, nginx: a.values.nginx });
+    const loaded = loadConfig({ config: a.values.config, dnsmasq: a.values.dnsmasq, nginx: a.values.nginx, keepalived: a.values.keepalived });
     const diags = [...loaded.diagnostics];
     if (loaded.config.resolver) diags.push(...buildTables(loaded.config.resolver).diagnostics);
     printDiagnostics(diags, a.values.quiet);
@@ -227,11 +232,11 @@ async function cmdCheck(argv: string[]): Promise<number> {
 
 async function cmdImport(argv: string[]): Promise<number> {
   const a = parse('import', argv, {
-    dnsmasq: { type: 'string' }, nginx: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' },
+    dnsmasq: { type: 'string' }, nginx: { type: 'string' }, keepalived: { type: 'string' }, output: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' },
   });
   if (!a) return 2;
   if (a.values.help) { out(HELP.import); return 0; }
-  if (!a.values.dnsmasq && !a.values.nginx) { err(`hadns import: nothing to import\n\n${HELP.import}`); return 2; }
+  if (!a.values.dnsmasq && !a.values.nginx && !a.values.keepalived) { err(`hadns import: nothing to import\n\n${HELP.import}`); return 2; }
   const config: Record<string, unknown> = {};
   const diags: Diagnostic[] = [];
   const from: string[] = [];
@@ -246,6 +251,12 @@ async function cmdImport(argv: string[]): Promise<number> {
     diags.push(...imp.diagnostics);
     config.balancer = imp.balancer;
     from.push(a.values.nginx);
+  }
+  if (a.values.keepalived) {
+    const imp = importKeepalived(a.values.keepalived);
+    diags.push(...imp.diagnostics);
+    config.vrrp = imp.vrrp;
+    from.push(a.values.keepalived);
   }
   printDiagnostics(diags);
   if (diags.some((d) => d.severity === 'error')) return 1;

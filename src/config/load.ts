@@ -9,11 +9,13 @@ import { configSchema, type Config, type ConfigInput } from './schema.js';
 import { ConfigError, Diagnostics, type Diagnostic } from './diagnostics.js';
 import { importDnsmasq } from './legacy/dnsmasq.js';
 import { importNginx } from './legacy/nginx.js';
+import { importKeepalived } from './legacy/keepalived.js';
 
 export interface Sources {
   config?: string;
   dnsmasq?: string;
   nginx?: string;
+  keepalived?: string;
 }
 
 export interface Loaded {
@@ -128,7 +130,7 @@ export function loadConfig(sources: Sources, readFile: (p: string) => string = (
   const files: string[] = [];
   let input: unknown = {};
   let primaryFile = '<default>';
-  const legacy = !!(sources.dnsmasq || sources.nginx);
+  const legacy = !!(sources.dnsmasq || sources.nginx || sources.keepalived);
   const nothingGiven = !sources.config && !legacy;
 
   if (sources.config || nothingGiven) {
@@ -164,6 +166,13 @@ export function loadConfig(sources: Sources, readFile: (p: string) => string = (
     files.push(sources.nginx);
     if (!sources.config && !sources.dnsmasq) primaryFile = sources.nginx;
     input = merge(input, { balancer: imp.balancer });
+  }
+  if (sources.keepalived) {
+    const imp = importKeepalived(sources.keepalived);
+    diags.items.push(...imp.diagnostics);
+    files.push(sources.keepalived);
+    if (!sources.config && !sources.dnsmasq && !sources.nginx) primaryFile = sources.keepalived;
+    input = merge(input, { vrrp: imp.vrrp });
   }
   if (diags.hasErrors) throw new ConfigError(diags.items);
   const v = validate(input, primaryFile, () => 1);

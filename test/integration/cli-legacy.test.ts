@@ -62,3 +62,18 @@ test('import --dnsmasq --nginx writes one native config that check accepts', asy
   assert.match(yaml, /^balancer:/m);
   assert.match(yaml, /127\.0\.0\.1:5454/);
 });
+
+test('import with all three of the article\'s files writes one node config', async () => {
+  const f = files(5454, 53);
+  const ka = new URL('../../../test/fixtures/keepalived/article-ch4-a.conf', import.meta.url).pathname;
+  const out = join(dir, 'node-a.yaml');
+  const r = runHadns(['import', '--dnsmasq', f.dnsmasq, '--nginx', f.nginx, '--keepalived', ka, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const c = runHadns(['check', '--config', out]);
+  assert.equal(c.code, 0, c.stderr);
+  const yaml = (await import('node:fs')).readFileSync(out, 'utf8');
+  assert.match(yaml, /^vrrp:/m);
+  assert.match(yaml, /vrid: 88/);
+  assert.match(yaml, /label: ens192:0/);
+  assert.match(yaml, /^# Imported by hadns .* from .*dnsmasq\.conf, .*nginx\.conf, .*article-ch4-a\.conf/m);
+});
