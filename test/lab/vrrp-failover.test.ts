@@ -156,3 +156,38 @@ test('advert timing: intervals seen on the wire stay within 10% of 200 ms', { sk
   assert.ok(worst < 20, `worst deviation ${worst} ms`);
   await Promise.all([lab.kill(a), lab.kill(cap)]);
 });
+
+test('tracking: a failing weight-0 script puts the master in FAULT (priority-0 resignation); notify hooks run in order', { skip }, async () => {
+  const { writeFileSync, readFileSync, rmSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const flag = join(lab.dir, 'healthy');
+  const log = join(lab.dir, 'notify.log');
+  writeFileSync(flag, '');
+  const withScript = (prio: number, notify?: object) => {
+    const s = section({ priority: prio, vrid: 98 }) as { instances: any[]; scripts?: object };
+    s.instances[0].track_scripts = [{ name: 'chk' }];
+    if (notify) s.instances[0].notify = notify;
+    s.scripts = { chk: { script: `test -f ${flag}`, interval: 0.1, weight: 0 } };
+    return s;
+  };
+  a = lab.hadns('AS', 'a', withScript(150, { any: `echo "$@" >> ${log} #` }));
+  b = lab.hadns('BS', 'b', section({ priority: 100, vrid: 98 }));
+  await lab.waitEvent(a, isState('MASTER'), 5000);
+  await holder('a');
+  const nb = b.events.length;
+  const t0 = performance.now();
+  rmSync(flag);
+  await lab.waitEvent(a, isState('FAULT'), 3000);
+  const ev = await lab.waitEvent(b, isState('MASTER'), 3000, nb);
+  console.log(`# weight-0 script fails on the master: B MASTER after ${ms(ev.rxMs - t0)} (script interval 100 ms + Skew_Time)`);
+  await holder('b');
+  writeFileSync(flag, '');
+  await lab.waitEvent(a, isState('MASTER'), 5000, a.events.findIndex(isState('FAULT')));
+  await holder('a');
+  await lab.kill(a);
+  await lab.kill(b);
+  // keepalived's notify arguments: INSTANCE <name> <state> <priority>, one line per transition, in order.
+  await lab.poll(() => existsSync(log) && readFileSync(log, 'utf8').includes('STOP'), 2000, 'notify STOP');
+  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[2]);
+  assert.deepEqual(lines, ['BACKUP', 'MASTER', 'FAULT', 'BACKUP', 'MASTER', 'STOP']);
+});
