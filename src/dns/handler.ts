@@ -13,7 +13,8 @@ export interface QueryContext {
 }
 
 /**
- * Called exactly once per query, possibly synchronously, with the response bytes. The buffer
+ * Called at most once per query, possibly synchronously, with the response bytes (a hung
+ * handler — the lab's resolver-dead fault — never calls it; callers must time out). The buffer
  * may be reused by the handler after `reply` returns: copy it if you keep it. `len` is 0 when
  * the query is dropped on purpose (no reply at all).
  */

@@ -119,11 +119,14 @@ export class Resolver implements DnsHandler {
 
   get current(): Tables { return this.tables; }
 
-  /** Fault injection for the lab (resolver-dead): when set, every query is dropped unanswered. */
+  /**
+   * Fault injection for the lab (resolver-dead): when set, queries are swallowed as by a hung
+   * resolver — reply is never called, so callers see a timeout, not a deliberate drop.
+   */
   dead = false;
 
   handle(msg: Buffer, ctx: QueryContext, reply: Reply): void {
-    if (this.dead) { reply(this.out, 0); return; }
+    if (this.dead) return;
     const t0 = this.queryLog ? performance.now() : 0;
     const info = this.info;
     const tables = this.tables;
