@@ -5,7 +5,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { VrrpSectionInput } from './config.js';
+import { vrrpSectionSchema, type VrrpSectionInput } from './config.js';
+import { removeVip, toVip } from './vip.js';
 import type { FromEngine, ToEngine } from './messages.js';
 import type { InstanceStatus } from './engine.js';
 
@@ -19,9 +20,29 @@ export interface VrrpSupervisor {
   stop(timeoutMs?: number): Promise<void>;
 }
 
+/**
+ * Removes every configured VIP (used when the engine died without its graceful stop, so this
+ * node does not keep answering for an address while nobody runs VRRP for it).
+ */
+export async function removeConfiguredVips(section: VrrpSectionInput): Promise<void> {
+  const parsed = vrrpSectionSchema.safeParse(section);
+  if (!parsed.success) return;
+  for (const inst of parsed.data.instances) {
+    for (const v of inst.virtual_addresses) await removeVip(toVip(v, inst.interface));
+  }
+}
+
 export function spawnVrrpEngine(section: VrrpSectionInput, onMessage: (m: FromEngine) => void = () => undefined): VrrpSupervisor {
   const entry = fileURLToPath(new URL('./main.js', import.meta.url));
   const child = fork(entry, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  let stoppedCleanly = false;
+  let crashCleanup: Promise<void> = Promise.resolve();
+  child.on('message', (m: FromEngine) => { if (m.type === 'stopped') stoppedCleanly = true; });
+  child.on('exit', () => {
+    // A crashed engine leaves its VIPs behind; the backup takes over after Master_Down_Interval,
+    // so drop ours now rather than answer ARP for an address we no longer defend.
+    if (!stoppedCleanly) crashCleanup = removeConfiguredVips(section).catch(() => undefined);
+  });
   let nextId = 1;
   const pending = new Map<number, (s: InstanceStatus[]) => void>();
   const ready = new Promise<InstanceStatus[]>((resolve, reject) => {
@@ -44,9 +65,9 @@ export function spawnVrrpEngine(section: VrrpSectionInput, onMessage: (m: FromEn
     track: (name, up, weight, instance) => send({ type: 'track', name, up, weight, instance }),
     status: () => new Promise((resolve) => { const id = nextId++; pending.set(id, resolve); send({ type: 'status', id }); }),
     stop: (timeoutMs = 5000) => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      if (child.exitCode !== null || child.signalCode !== null) return void crashCleanup.then(resolve);
       const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.once('exit', () => { clearTimeout(t); resolve(); });
+      child.once('exit', () => { clearTimeout(t); setImmediate(() => void crashCleanup.then(resolve)); });
       send({ type: 'stop' });
     }),
   };

@@ -195,3 +195,38 @@ test('tracking: a failing weight-0 script puts the master in FAULT (priority-0 r
   const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[2]);
   assert.deepEqual(lines, ['BACKUP', 'MASTER', 'FAULT', 'BACKUP', 'MASTER', 'STOP']);
 });
+
+test('supervised engine (node/ path): a crashed engine child has its VIP removed by the parent; health reports move priority', { skip }, async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { repoRoot } = await import('./vrrp-lab.js');
+  const file = join(lab.dir, 'supervised.json');
+  writeFileSync(file, JSON.stringify(section({ priority: 150, vrid: 99 })));
+  const sup = lab.start('SUP', 'a', [process.execPath, join(repoRoot, 'dist', 'test', 'lab', 'vrrp-supervised-entry.js'), file], true);
+  b = lab.hadns('BSUP', 'b', section({ priority: 100, vrid: 99 }));
+  await lab.waitEvent(sup, isState('MASTER'), 5000);
+  await holder('a');
+  // A health report over the channel: "dns down, weight -60" drops A to 90 < 100, B preempts;
+  // "dns up" again and A preempts back.
+  let nb = b.events.length;
+  let t0 = performance.now();
+  sup.child.kill('SIGUSR1');
+  const pre = await lab.waitEvent(b, isState('MASTER'), 3000, nb);
+  await holder('b');
+  console.log(`# health report 'dns down' (weight -60) on the master: B MASTER after ${ms(pre.rxMs - t0)}`);
+  const na = sup.events.length;
+  sup.child.kill('SIGUSR2');
+  await lab.waitEvent(sup, isState('MASTER'), 3000, na);
+  await holder('a');
+  const pidMsg = sup.events.find((e) => e.type === 'engine-pid');
+  assert.ok(pidMsg?.pid);
+  nb = b.events.length;
+  t0 = performance.now();
+  process.kill(pidMsg.pid, 'SIGKILL');
+  await lab.waitEvent(sup, (e) => e.type === 'engine-exit', 3000);
+  const gone = await lab.poll(() => !lab.hasVip('a', VIP), 2000, 'VIP removed by the parent');
+  const ev = await lab.waitEvent(b, isState('MASTER'), 3000, nb);
+  console.log(`# supervised engine SIGKILLed: parent removed the VIP after ${ms(gone - t0)}, B MASTER after ${ms(ev.rxMs - t0)}`);
+  await holder('b');
+  await Promise.all([lab.kill(sup), lab.kill(b)]);
+});
