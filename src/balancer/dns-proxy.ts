@@ -801,7 +801,7 @@ export class DnsProxy {
       name: this.name, mode: 'dns', ...this.stat, live: this.liveQueries,
       backends: this.backends.map((b) => ({
         address: b.id, state: b.down ? 'down' : b.health.state(now), weight: b.weight, backup: b.backup, down: b.down,
-        ...b.stats, outstanding: b.active, latencyMs: b.health.latency.srtt, timeoutMs: b.health.latency.timeout(),
+        ...b.stats, outstanding: b.active, latencyMs: b.health.latency.srtt, timeoutMs: b.health.latency.timeout(), latency: b.health.histogram.view(),
       })),
     };
   }

@@ -13,6 +13,8 @@
  *
  * "All down" is not handled here: the policy fails open (see policy.ts).
  */
+import { LatencyHistogram } from '../util/histogram.js';
+
 
 export interface PassiveOptions {
   /** 0 disables passive marking (nginx semantics). */
@@ -161,6 +163,8 @@ export class BackendHealth {
   readonly passive: PassiveHealth;
   readonly active: ActiveHealth;
   readonly latency: LatencyEstimator;
+  /** Answer latencies (real queries and probes) for the metrics' histogram. */
+  readonly histogram = new LatencyHistogram();
   /** Last time the combined state changed (for status output and tests). */
   changedAt = 0;
   private lastUp = true;
@@ -178,6 +182,7 @@ export class BackendHealth {
   /** A real request succeeded after `ms`. Each event returns true when the up/down state flipped. */
   success(now: number, ms: number): boolean {
     this.latency.sample(ms);
+    this.histogram.observe(ms);
     this.passive.success(now);
     return this.track(now);
   }

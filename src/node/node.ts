@@ -335,7 +335,7 @@ export class HadnsNode implements NodeView {
       if (domain !== '' && g === t.defaultGroup) continue;
       g.servers.forEach((s, i) => upstreams.push({
         label: s.label, group: domain, srttMs: Math.round(g.state[i].srtt * 10) / 10, failures: g.state[i].failures,
-        sent: g.state[i].sent, answered: g.state[i].answered,
+        sent: g.state[i].sent, answered: g.state[i].answered, rtt: g.state[i].rtt.view(),
       }));
     }
     return {

@@ -11,6 +11,8 @@ export interface UpstreamView {
   failures: number;
   sent: number;
   answered: number;
+  /** Round-trip times of answers (fixed buckets, ms). */
+  rtt?: import('../util/histogram.js').HistogramView;
 }
 
 export interface ResolverView {

@@ -9,6 +9,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeStatus, NodeView } from '../node/view.js';
 import { balancerServices, vrrpInstances } from './shapes.js';
+import { renderHistograms, type HistogramView } from '../util/histogram.js';
 
 type Labels = Record<string, string>;
 type Samples = Array<[Labels, number]>;
@@ -129,7 +130,17 @@ export function createMetrics(view: NodeView): Metrics {
       // Scrapes are serialised so that one snapshot feeds one whole exposition.
       const p = chain.then(async () => {
         snap = view.status();
-        try { return { contentType: registry.contentType, body: await registry.metrics() }; } finally { snap = null; }
+        try {
+          const st = snap;
+          // Latency histograms come as fixed bucket counts from the services; prom-client's
+          // Histogram can only observe, so these series are rendered directly.
+          const extra = renderHistograms('hadns_upstream_rtt_seconds', 'Upstream answer round-trip time.',
+            up(st).filter((u) => u.rtt).map((u) => ({ labels: upL(u), h: u.rtt! })))
+            + renderHistograms('hadns_balancer_backend_rtt_seconds', 'DNS backend answer latency (queries and probes).',
+              be(st).filter((x) => (x.b as { latency?: HistogramView }).latency)
+                .map((x) => ({ labels: beL(x), h: (x.b as unknown as { latency: HistogramView }).latency })));
+          return { contentType: registry.contentType, body: (await registry.metrics()) + extra };
+        } finally { snap = null; }
       });
       chain = p.catch(() => undefined);
       return p;

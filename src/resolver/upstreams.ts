@@ -18,8 +18,11 @@ export interface Server {
 
 export type Strategy = 'fastest' | 'strict-order' | 'all-servers';
 
+import { LatencyHistogram } from '../util/histogram.js';
+
 interface ServerState {
   srtt: number; // smoothed RTT, ms
+  rtt: LatencyHistogram;
   failures: number; // consecutive
   lastGood: number;
   answered: number;
@@ -46,7 +49,7 @@ export class UpstreamGroup {
     readonly strategy: Strategy,
     readonly opts: { probeEvery?: number; probeIntervalMs?: number; failLimit?: number } = {},
   ) {
-    this.state = servers.map(() => ({ srtt: INITIAL_SRTT, failures: 0, lastGood: 0, answered: 0, sent: 0 }));
+    this.state = servers.map(() => ({ srtt: INITIAL_SRTT, rtt: new LatencyHistogram(), failures: 0, lastGood: 0, answered: 0, sent: 0 }));
   }
 
   private suspect(i: number): boolean { return this.state[i].failures >= (this.opts.failLimit ?? 3); }
@@ -88,6 +91,7 @@ export class UpstreamGroup {
   success(i: number, rttMs: number, now: number): void {
     const s = this.state[i];
     s.srtt = s.answered === 0 ? rttMs : s.srtt * 0.7 + rttMs * 0.3;
+    s.rtt.observe(rttMs);
     s.failures = 0;
     s.lastGood = now;
     s.answered++;

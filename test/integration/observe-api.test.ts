@@ -142,6 +142,10 @@ test('/metrics: Prometheus text whose counters follow DNS traffic', async () => 
   assert.ok(metric(t1, 'hadns_dns_answers_by_source_total', 'source="local"')! >= 1);
   assert.ok(metric(t1, 'hadns_cache_entries')! >= 1);
   assert.ok(metric(t1, 'hadns_upstream_srtt_seconds', upLabels)! > 0);
+  // The latency histogram counts the forwarded answer (a loopback answer lands in the 1 s bucket).
+  assert.ok(metric(t1, 'hadns_upstream_rtt_seconds_count', upLabels)! >= 1);
+  assert.equal(metric(t1, 'hadns_upstream_rtt_seconds_bucket', `${upLabels},le="+Inf"`), metric(t1, 'hadns_upstream_rtt_seconds_count', upLabels));
+  assert.ok(metric(t1, 'hadns_upstream_rtt_seconds_bucket', `${upLabels},le="1"`)! >= 1);
 });
 
 test('GET /api/v1/status, /events and /queries', async () => {
