@@ -97,9 +97,20 @@ export class HadnsNode implements NodeView {
   }
 
   private async startBalancer(config: Config): Promise<Balancer> {
-    const log = this.log.child({ svc: 'balancer' });
+    const base = this.log.child({ svc: 'balancer' });
+    // Backend health changes also go on the node's event timeline (console, /api/v1/events).
+    const onState = (o: unknown, msg?: string) => {
+      const x = o as { backend?: string; state?: string; service?: string } | null;
+      if (x && x.backend && x.state && msg) this.event('health', `${x.service ?? 'balancer'}: ${msg}`, { backend: x.backend, state: x.state });
+    };
+    const log = {
+      info: (o: unknown, m?: string) => { base.info(o as object, m); onState(o, m); },
+      warn: (o: unknown, m?: string) => { base.warn(o as object, m); onState(o, m); },
+      error: (o: unknown, m?: string) => base.error(o as object, m),
+      debug: (o: unknown, m?: string) => base.debug(o as object, m),
+    };
     const bal = await startBalancer(config.balancer!, { log, localHandler: this.resolver?.resolver, floating: floatingAddresses(config) });
-    log.info({ addresses: bal.addresses().map((b) => `${b.service} ${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) }, 'balancer listening');
+    base.info({ addresses: bal.addresses().map((b) => `${b.service} ${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) }, 'balancer listening');
     return bal;
   }
 
