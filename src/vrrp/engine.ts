@@ -119,6 +119,8 @@ class InstanceRunner {
       return;
     }
     if (v.hmacSeq !== undefined) this.lastSeq.set(r.src, v.hmacSeq);
+    // A resigning master lets go as soon as someone else is master.
+    if (this.lingering?.untilNewMaster && v.advert.priority > 0) this.lingering.done();
     if (v.addressMismatch && !this.warnedMismatch) {
       this.warnedMismatch = true;
       this.log('warn', `advert from ${r.src} lists other virtual addresses: ${v.advert.addresses.join(',')}`);
@@ -127,8 +129,33 @@ class InstanceRunner {
   }
   private warnedMismatch = false;
 
+  /**
+   * Handover without a gap. A master that resigns (stop, FAULT with a working link) keeps its
+   * VIPs — and the node its listeners — until the new master's first advert is heard (it sends
+   * its gratuitous ARP at the same moment), at most two advert intervals; one that steps down to
+   * a higher-priority master keeps them for a short moment so queries already on their way are
+   * answered. Two holders overlap for less than one advert interval, never longer.
+   */
+  private lingerFor(prev: FsmState, next: FsmState): { ms: number; untilNewMaster: boolean } {
+    if (prev.state !== 'MASTER') return { ms: 0, untilNewMaster: false };
+    const interval = prev.cfg.intervalMs;
+    if (next.state === 'BACKUP') return { ms: Math.min(interval / 2, 100), untilNewMaster: false };
+    if (next.state === 'FAULT' && !next.interfaceUp) return { ms: 0, untilNewMaster: false };
+    return { ms: 2 * interval, untilNewMaster: true };
+  }
+
+  private lingering: { done: () => void; untilNewMaster: boolean } | null = null;
+
+  private waitLinger(ms: number, untilNewMaster: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.lingering = null; resolve(); }, ms);
+      this.lingering = { untilNewMaster, done: () => { clearTimeout(t); this.lingering = null; resolve(); } };
+    });
+  }
+
   dispatch(ev: FsmEvent): void {
     const now = this.eng.clock.now();
+    const prev = this.fsm;
     const r = step(this.fsm, ev, now);
     this.fsm = r.state;
     for (const a of r.actions) {
@@ -144,16 +171,21 @@ class InstanceRunner {
             }
           });
           break;
-        case 'removeVips':
+        case 'removeVips': {
           this.cancelGarp();
+          const linger = this.lingerFor(prev, this.fsm);
           this.ops = this.ops.then(async () => {
+            if (linger.ms > 0) await this.waitLinger(linger.ms, linger.untilNewMaster);
             for (const v of this.vips) {
               const res = await removeVip(v, this.eng.ip);
               if (!res.ok) this.log('error', `removing ${v.address}/${v.prefix} from ${v.dev}: ${res.error}`);
             }
           });
           break;
-        case 'garp': this.scheduleGarp(a.reason); break;
+        }
+        // After the addresses are in place (ops is ordered): an announcement for an address the
+        // kernel does not have yet would draw traffic that it drops.
+        case 'garp': { const reason = a.reason; this.ops = this.ops.then(() => { if (this.fsm.state === 'MASTER') this.scheduleGarp(reason); }); break; }
         case 'notify': this.notify(a.state, a.prev, a.priority); break;
       }
     }
