@@ -11,6 +11,8 @@
  *   recvStart(handle, cb(buf, src, ttlOrHopLimit, dst))  (IPv4: buf includes the IP header, ttl/dst are -1/'')
  *   close(handle)
  *   sendFrame(ifname, Buffer)  (whole Ethernet frame through an AF_PACKET socket)
+ *   addrChange(add bool, ifname, addr string, prefix, label string|null, nodad bool) -> 0 or errno
+ *     (rtnetlink RTM_NEWADDR/RTM_DELADDR: a VIP change in microseconds instead of an `ip` process)
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -25,6 +27,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <stdio.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
 
 #define VRRP_PROTO 112
 #define RXBUF 2048
@@ -325,6 +331,83 @@ static napi_value js_send_frame(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static void nl_attr(struct nlmsghdr *n, size_t cap, int type, const void *data, size_t len) {
+  size_t off = NLMSG_ALIGN(n->nlmsg_len);
+  struct rtattr *rta = (struct rtattr *)((char *)n + off);
+  if (off + RTA_LENGTH(len) > cap) return;
+  rta->rta_type = (unsigned short)type;
+  rta->rta_len = (unsigned short)RTA_LENGTH(len);
+  memcpy(RTA_DATA(rta), data, len);
+  n->nlmsg_len = (unsigned)(off + RTA_ALIGN(rta->rta_len));
+}
+
+/*
+ * addrChange(add, ifname, addr, prefix, label|null, nodad): adds or deletes one address through
+ * rtnetlink and waits for the kernel's ack. Returns 0 or a positive errno (EEXIST on a duplicate
+ * add, EADDRNOTAVAIL on deleting an absent address): the caller decides what counts as success.
+ */
+static napi_value js_addr_change(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool add = false, nodad = false;
+  napi_get_value_bool(env, argv[0], &add);
+  char ifname[IF_NAMESIZE + 1], addr[INET6_ADDRSTRLEN + 1], label[IF_NAMESIZE + 1];
+  get_str(env, argv[1], ifname, sizeof ifname);
+  get_str(env, argv[2], addr, sizeof addr);
+  int32_t prefix = 0;
+  napi_get_value_int32(env, argv[3], &prefix);
+  int has_label = get_str(env, argv[4], label, sizeof label) && label[0];
+  if (argc > 5) napi_get_value_bool(env, argv[5], &nodad);
+
+  unsigned char bytes[16];
+  int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+  if (inet_pton(family, addr, bytes) != 1) { napi_throw_type_error(env, NULL, "addrChange: bad address"); return NULL; }
+  unsigned ifindex = if_nametoindex(ifname);
+  napi_value ret;
+  if (!ifindex) { napi_create_int32(env, errno ? errno : ENODEV, &ret); return ret; }
+
+  struct { struct nlmsghdr n; struct ifaddrmsg ifa; char buf[256]; } req;
+  memset(&req, 0, sizeof req);
+  req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  req.n.nlmsg_type = add ? RTM_NEWADDR : RTM_DELADDR;
+  req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (add ? (NLM_F_CREATE | NLM_F_EXCL) : 0);
+  req.n.nlmsg_seq = 1;
+  req.ifa.ifa_family = (unsigned char)family;
+  req.ifa.ifa_prefixlen = (unsigned char)prefix;
+  req.ifa.ifa_flags = (family == AF_INET6 && nodad) ? IFA_F_NODAD : 0;
+  req.ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  req.ifa.ifa_index = ifindex;
+  size_t alen = family == AF_INET ? 4 : 16;
+  nl_attr(&req.n, sizeof req, IFA_LOCAL, bytes, alen);
+  nl_attr(&req.n, sizeof req, IFA_ADDRESS, bytes, alen);
+  if (family == AF_INET && has_label && add) nl_attr(&req.n, sizeof req, IFA_LABEL, label, strlen(label) + 1);
+
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) { napi_create_int32(env, errno, &ret); return ret; }
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  int result = 0;
+  if (sendto(fd, &req, req.n.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    result = errno;
+  } else {
+    char rbuf[1024];
+    ssize_t n = recv(fd, rbuf, sizeof rbuf, 0);
+    if (n < 0) result = errno;
+    else {
+      struct nlmsghdr *h = (struct nlmsghdr *)rbuf;
+      if (NLMSG_OK(h, (unsigned)n) && h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(h);
+        result = e->error < 0 ? -e->error : 0;
+      }
+    }
+  }
+  close(fd);
+  napi_create_int32(env, result, &ret);
+  return ret;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
@@ -332,6 +415,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "recvStart", NULL, js_recv_start, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default, NULL },
+    { "addrChange", NULL, js_addr_change, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

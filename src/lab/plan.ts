@@ -37,7 +37,7 @@ export const RESOLVER_PORT = 5454;
 export const API_PORT = 8053;
 export const VRID = 77;
 /** VRRPv3 advert interval (s): sub-second failover (Master_Down_Interval ≈ 3.6 × this). */
-export const ADVERT_INT = 0.2;
+export const ADVERT_INT = 0.04;
 export const PRIORITY: Record<NodeId, number> = { a: 150, b: 100 };
 
 /** Names the hosts file of both nodes answers (local data). */

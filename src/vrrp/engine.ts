@@ -66,6 +66,9 @@ function runShell(cmd: string, args: string[] = [], timeoutMs = 0): Promise<bool
   });
 }
 
+/** Linux neigh/default/locktime (1 s): ARP updates closer together than this are ignored. */
+const ARP_LOCKTIME_MS = 1000;
+
 class InstanceRunner {
   fsm: FsmState;
   readonly transport: VrrpTransport;
@@ -158,9 +161,24 @@ class InstanceRunner {
     const prev = this.fsm;
     const r = step(this.fsm, ev, now);
     this.fsm = r.state;
+    // A master that steps down because it heard a higher-priority master (a split brain that
+    // healed) sends one last advert at its own priority: the winner then hears a lower-priority
+    // advert, answers at once and re-announces the VIPs with gratuitous ARP/NA. Without it, when
+    // the winner's advert happens to arrive first, the winner never learns of the contention and
+    // clients keep the loser's MAC for the VIP (seen in the fault matrix: every query lost after
+    // healing a partition).
+    if (prev.state === 'MASTER' && r.state.state === 'BACKUP' && ev.type === 'advert') this.sendAdvert(effectivePriority(prev));
+    // Becoming master: the first advert waits for the addresses to be in place (an `ip` call,
+    // tens of ms), or the old master would step down and drop the VIP before we can answer for it.
+    const afterAdd = r.actions.some((x) => x.type === 'addVips');
     for (const a of r.actions) {
       switch (a.type) {
-        case 'sendAdvert': this.sendAdvert(a.priority); break;
+        case 'sendAdvert': {
+          const prio = a.priority;
+          if (afterAdd) this.ops = this.ops.then(() => { if (this.fsm.state === 'MASTER') this.sendAdvert(prio); });
+          else this.sendAdvert(prio);
+          break;
+        }
         case 'armTimer': this.arm(a.kind, a.at); break;
         case 'cancelTimer': this.cancel(a.kind); break;
         case 'addVips':
@@ -252,7 +270,14 @@ class InstanceRunner {
   private scheduleGarp(reason: 'become-master' | 'lower-priority-advert'): void {
     const g = this.cfg.garp;
     if (reason === 'lower-priority-advert') {
-      if (g.lower_prio_repeat > 0) this.burst(g.lower_prio_repeat);
+      if (g.lower_prio_repeat > 0) {
+        this.burst(g.lower_prio_repeat);
+        // After a split brain heals, the other master's own announcements may have reached the
+        // clients less than a second ago, and Linux ignores an ARP update within `locktime`
+        // (1 s by default) of the previous one: announce again once that has passed, or clients
+        // keep sending to a node that no longer has the VIP (seen in the fault matrix).
+        this.garpTimers.push(setTimeout(() => { if (this.fsm.state === 'MASTER') this.burst(g.lower_prio_repeat); }, ARP_LOCKTIME_MS + 100));
+      }
       return;
     }
     this.cancelGarp();

@@ -18,6 +18,8 @@ export interface RawAddon {
   close(h: RawHandle): void;
   /** Sends one complete Ethernet frame out of `ifname` (AF_PACKET). */
   sendFrame(ifname: string, frame: Buffer): void;
+  /** rtnetlink address add/delete; 0 or a positive errno (EEXIST, EADDRNOTAVAIL, …). */
+  addrChange(add: boolean, ifname: string, addr: string, prefix: number, label: string | null, nodad: boolean): number;
 }
 
 let cached: RawAddon | undefined;

@@ -4,6 +4,10 @@
  * process so a saturated DNS event loop in the parent cannot delay adverts.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { setPriority } from 'node:os';
+
+/** nice value of the engine process when permitted. */
+const ENGINE_NICE = -10;
 import { fileURLToPath } from 'node:url';
 import { vrrpSectionSchema, type VrrpSectionInput } from './config.js';
 import { removeVip, toVip } from './vip.js';
@@ -35,6 +39,9 @@ export async function removeConfiguredVips(section: VrrpSectionInput): Promise<v
 export function spawnVrrpEngine(section: VrrpSectionInput, onMessage: (m: FromEngine) => void = () => undefined): VrrpSupervisor {
   const entry = fileURLToPath(new URL('./main.js', import.meta.url));
   const child = fork(entry, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  // Adverts must not wait behind anything else on the host either: run the engine at a higher
+  // scheduling priority when allowed (root / CAP_SYS_NICE), as keepalived's vrrp_priority does.
+  if (child.pid) { try { setPriority(child.pid, ENGINE_NICE); } catch { /* not permitted: normal priority */ } }
   let stoppedCleanly = false;
   let crashCleanup: Promise<void> = Promise.resolve();
   child.on('message', (m: FromEngine) => { if (m.type === 'stopped') stoppedCleanly = true; });

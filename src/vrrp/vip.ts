@@ -2,8 +2,9 @@
  * Virtual addresses: add/remove with iproute2 (`ip addr`, label included), and announce them with
  * gratuitous ARP (IPv4) / unsolicited neighbour advertisements (IPv6).
  *
- * Why `ip`: adding an address is a rare, non-timing-critical act and iproute2 is on every Linux
- * host; speaking rtnetlink from Node would need more native code for no gain. The announcements, in
+ * How: through rtnetlink in the native shim when it is loaded (microseconds), else with iproute2
+ * (`ip addr`, tens of ms for the process). The fault matrix showed those tens of ms matter at
+ * sub-second advert intervals: they widen the gap of a takeover and the overlap of a failback. The announcements, in
  * contrast, go out through the raw AF_PACKET path of the native shim (no arping/ndisc6 needed):
  * the frames are built here, in TypeScript, by pure functions that the unit tests check byte by
  * byte. The interface's own MAC is used (as keepalived does without use_vmac).
@@ -12,6 +13,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { ipToBytes, internetChecksum, pseudoHeader } from './packet.js';
+import { loadRawAddon, type RawAddon } from './native.js';
 
 export interface Vip {
   /** Address without prefix. */
@@ -50,8 +52,21 @@ export function delArgs(v: Vip): string[] {
   return [v.family === 6 ? '-6' : '-4', 'addr', 'del', `${v.address}/${v.prefix}`, 'dev', v.dev];
 }
 
+/** The rtnetlink path when the addon has it (and the caller did not inject a runner). */
+function netlink(): RawAddon | null {
+  try { const a = loadRawAddon(); return typeof a.addrChange === 'function' ? a : null; } catch { return null; }
+}
+
+const EEXIST = 17;
+const EADDRNOTAVAIL = 99;
+
 /** Adds a VIP; an address already present counts as success. */
 export async function addVip(v: Vip, ip: IpRunner = runIp): Promise<{ ok: boolean; error?: string }> {
+  const nl = ip === runIp ? netlink() : null;
+  if (nl) {
+    const e = nl.addrChange(true, v.dev, v.address, v.prefix, v.family === 4 ? v.label ?? null : null, v.family === 6);
+    return e === 0 || e === EEXIST ? { ok: true } : { ok: false, error: `rtnetlink: errno ${e}` };
+  }
   const r = await ip(addArgs(v));
   if (r.ok || /File exists/i.test(r.stderr)) return { ok: true };
   return { ok: false, error: r.stderr };
@@ -59,6 +74,11 @@ export async function addVip(v: Vip, ip: IpRunner = runIp): Promise<{ ok: boolea
 
 /** Removes a VIP; an address already absent counts as success. */
 export async function removeVip(v: Vip, ip: IpRunner = runIp): Promise<{ ok: boolean; error?: string }> {
+  const nl = ip === runIp ? netlink() : null;
+  if (nl) {
+    const e = nl.addrChange(false, v.dev, v.address, v.prefix, null, false);
+    return e === 0 || e === EADDRNOTAVAIL || e === 19 /* ENODEV */ ? { ok: true } : { ok: false, error: `rtnetlink: errno ${e}` };
+  }
   const r = await ip(delArgs(v));
   if (r.ok || /Cannot assign requested address|not found|No such/i.test(r.stderr)) return { ok: true };
   return { ok: false, error: r.stderr };
