@@ -37,7 +37,7 @@ export const RESOLVER_PORT = 5454;
 export const API_PORT = 8053;
 export const VRID = 77;
 /** VRRPv3 advert interval (s): sub-second failover (Master_Down_Interval ≈ 3.6 × this). */
-export const ADVERT_INT = 0.04;
+export const ADVERT_INT = 0.03;
 export const PRIORITY: Record<NodeId, number> = { a: 150, b: 100 };
 
 /** Names the hosts file of both nodes answers (local data). */
@@ -99,7 +99,7 @@ export interface NodeConfigOptions {
 /**
  * The native config of node `n`, in the shape of examples/article/node-*.yaml with lab addresses:
  * resolver on :5454 forwarding to the fake upstream, a DNS balancer service on VIP:53 whose pool
- * is the node's own resolver plus the peer's, VRRPv3 unicast with a 200 ms advert interval.
+ * is the node's own resolver plus the peer's, VRRPv3 unicast with a 30 ms advert interval (ADVERT_INT).
  * Timers are tightened so that the lab shows sub-second failover.
  */
 export function nodeConfig(n: NodeId, o: NodeConfigOptions): Record<string, unknown> {

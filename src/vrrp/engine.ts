@@ -142,7 +142,7 @@ class InstanceRunner {
   private lingerFor(prev: FsmState, next: FsmState): { ms: number; untilNewMaster: boolean } {
     if (prev.state !== 'MASTER') return { ms: 0, untilNewMaster: false };
     const interval = prev.cfg.intervalMs;
-    if (next.state === 'BACKUP') return { ms: Math.min(interval / 2, 100), untilNewMaster: false };
+    if (next.state === 'BACKUP') return { ms: Math.min(interval, 100), untilNewMaster: false };
     if (next.state === 'FAULT' && !next.interfaceUp) return { ms: 0, untilNewMaster: false };
     return { ms: 2 * interval, untilNewMaster: true };
   }
@@ -168,9 +168,15 @@ class InstanceRunner {
     // clients keep the loser's MAC for the VIP (seen in the fault matrix: every query lost after
     // healing a partition).
     if (prev.state === 'MASTER' && r.state.state === 'BACKUP' && ev.type === 'advert') this.sendAdvert(effectivePriority(prev));
-    // Becoming master: the first advert waits for the addresses to be in place (an `ip` call,
-    // tens of ms), or the old master would step down and drop the VIP before we can answer for it.
+    // Becoming master: the first advert waits for the addresses to be in place, or the old master
+    // could step down and drop the VIP before we can answer for it (advert, add and GARP are
+    // queued on ops in that order once the add is queued first).
     const afterAdd = r.actions.some((x) => x.type === 'addVips');
+    if (afterAdd) {
+      const i = r.actions.findIndex((x) => x.type === 'addVips');
+      const j = r.actions.findIndex((x) => x.type === 'sendAdvert');
+      if (j >= 0 && j < i) r.actions.push(...r.actions.splice(j, 1)); // advert after the add
+    }
     for (const a of r.actions) {
       switch (a.type) {
         case 'sendAdvert': {

@@ -9,7 +9,7 @@
  * Targets (issue 5): the VIP answers again within 1 s; at most 1% of the window's queries lost —
  * the issue's window is 15 s × 200 q/s = 3000 queries, so ≤ 30 lost per fault (a fault's loss is
  * a count per event, which a shorter hold must not turn into a stricter target); none lost after
- * healing; two holders after healing for at most one advert interval (200 ms, + 50 ms polling).
+ * healing; two holders after healing for at most one advert interval (ADVERT_INT, + 50 ms polling).
  *
  * The table is printed and written to docs/fault-matrix.md. Everything is removed in `after`, by
  * PID and namespace, also when a row fails.
