@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { vrrpSectionSchema, type VrrpSectionInput } from './config.js';
 import { VrrpEngine } from './engine.js';
+import { loadRawAddon } from './native.js';
 import type { FromEngine, ToEngine } from './messages.js';
 
 function emit(m: FromEngine): void {
@@ -27,6 +28,14 @@ async function run(input: VrrpSectionInput): Promise<void> {
   if (!parsed.success) {
     emit({ type: 'fatal', msg: parsed.error.issues.map((i) => `vrrp.${i.path.join('.')}: ${i.message}`).join('; ') });
     process.exit(2);
+  }
+  // Real-time scheduling (SCHED_RR, like keepalived's vrrp_rt_priority) when permitted, so that
+  // adverts leave on time even when DNS load keeps every core busy; HADNS_VRRP_RT=0 turns it off.
+  if (process.env.HADNS_VRRP_RT !== '0') {
+    try {
+      const e = loadRawAddon().setRealtime?.(Number(process.env.HADNS_VRRP_RT ?? 10));
+      if (e) emit({ type: 'log', level: 'info', msg: `real-time scheduling not available (errno ${e}): adverts run at normal priority` });
+    } catch { /* addon missing: the engine reports that itself */ }
   }
   const engine = new VrrpEngine(parsed.data, { onEvent: emit });
   let stopping: Promise<void> | undefined;
