@@ -140,6 +140,10 @@ export function nodeConfig(n: NodeId, o: NodeConfigOptions): Record<string, unkn
         version: 3,
         priority: PRIORITY[n],
         advert_int: ADVERT_INT,
+        // A restarted node takes its VIP back only after a second of serving as backup (resolver
+        // and balancer warm, backends probed): failback then loses nothing (keepalived's
+        // preempt_delay; a healed split brain is master-vs-master and is not delayed).
+        preempt_delay: 1,
         unicast_src_ip: me,
         unicast_peers: [peer],
         auth: { type: 'none' },
