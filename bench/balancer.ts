@@ -24,6 +24,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { buildQuery } from '../src/dns/message.js';
+import { freePort } from '../src/util/net.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
@@ -46,17 +47,6 @@ const NGINX = '/usr/sbin/nginx';
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const DNSDIST = '/usr/bin/dnsdist';
 
-async function freePort(): Promise<number> {
-  for (;;) {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1'); await once(s, 'listening');
-    const port = s.address().port;
-    const t = net.createServer();
-    const ok = await new Promise<boolean>((r) => { t.once('error', () => r(false)); t.listen(port, '127.0.0.1', () => r(true)); });
-    await new Promise<void>((r) => s.close(() => r()));
-    if (ok) { await new Promise<void>((r) => t.close(() => r())); return port; }
-  }
-}
 
 async function answers(port: number, timeoutMs = 300): Promise<boolean> {
   const q = buildQuery('n1.bench.test', 'A');

@@ -23,6 +23,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import { freePort } from '../src/util/net.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
@@ -52,17 +53,6 @@ const log = (s: string) => process.stderr.write(s + '\n');
 
 // ---------- helpers ----------
 
-async function freePort(): Promise<number> {
-  for (;;) {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1'); await once(s, 'listening');
-    const port = s.address().port;
-    const t = net.createServer();
-    const ok = await new Promise<boolean>((r) => { t.once('error', () => r(false)); t.listen(port, '127.0.0.1', () => r(true)); });
-    await new Promise<void>((r) => s.close(() => r()));
-    if (ok) { await new Promise<void>((r) => t.close(() => r())); return port; }
-  }
-}
 
 /** A minimal A query; resolves when any reply arrives. */
 async function answers(port: number, name: string, timeoutMs = 300): Promise<boolean> {

@@ -5,6 +5,7 @@
  */
 import dgram from 'node:dgram';
 import net, { isIP } from 'node:net';
+import { hasReusePort, literalLookup } from '../util/net.js';
 
 export interface BalancerLog {
   info(obj: unknown, msg?: string): void;
@@ -19,20 +20,6 @@ export interface Bound { proto: 'udp' | 'tcp'; address: string; port: number }
 
 function fmt(host: string, port: number): string { return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`; }
 export { fmt as formatHostPort };
-
-/** dgram reusePort arrived in Node 22.12 / 23.1; use it only where the runtime has it. */
-function hasReusePort(): boolean {
-  const [maj, min] = process.versions.node.split('.').map(Number);
-  return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
-}
-
-type LookupCb = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
-/** dgram `lookup` for literal IP addresses only (the balancer never sends to a host name). */
-function literalLookup(address: string, _opts: unknown, cb: LookupCb): void {
-  const f = isIP(address);
-  if (f === 0) cb(Object.assign(new Error(`not an IP address: ${address}`), { code: 'EINVAL' }), '', 0);
-  else cb(null, address, f);
-}
 
 export function bindUdp(host: string, port: number, reuseport = false, reuseAddr = false): Promise<dgram.Socket> {
   const v6 = isIP(host) === 6;

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import type { DnsHandler, QueryContext } from '../dns/handler.js';
 import { TcpFramer } from '../dns/wire.js';
 import { parseHostPort } from '../config/schema.js';
+import { literalLookup } from '../util/net.js';
 
 export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number }
 
@@ -19,19 +20,7 @@ export interface ListenerOptions {
   tcpMaxOutstanding?: number;
 }
 
-/** dgram reusePort arrived in Node 22.12 / 23.1; use it only where the runtime has it. */
-export function hasReusePort(): boolean {
-  const [maj, min] = process.versions.node.split('.').map(Number);
-  return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
-}
-
-/**
- * Replies go to the IP literal a datagram came from; dgram's default lookup sends even literals
- * through dns.lookup and a nextTick per datagram. This one answers synchronously.
- */
-export function literalLookup(address: string, opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, isIP(address) || 4);
-}
+export { hasReusePort, literalLookup } from '../util/net.js';
 
 export class DnsListeners {
   private readonly udp: dgram.Socket[] = [];

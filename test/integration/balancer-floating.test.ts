@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
 import { startBalancer } from '../../src/balancer/service.js';
 import { buildQuery } from '../../src/dns/message.js';
+import { freePort } from '../../src/util/net.js';
 
 const closers: (() => Promise<unknown>)[] = [];
 after(async () => { for (const c of closers.reverse()) await c(); });
@@ -30,11 +31,6 @@ async function connectedQuery(host: string, port: number, timeoutMs = 400): Prom
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1'); await once(s, 'listening');
-  const p = s.address().port; s.close(); return p;
-}
 
 test('a listener on a VIP is bound on attach and released on detach', async () => {
   const up = new FakeUpstream().add('vip.test', 'A', ['192.0.2.1']);

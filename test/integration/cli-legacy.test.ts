@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { HadnsProcess, runHadns } from '../helpers/hadns-process.js';
 import { udpQuery, answersOf } from '../helpers/dns-client.js';
+import { freePort } from '../../src/util/net.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hadns-legacy-'));
 const procs: HadnsProcess[] = [];
@@ -16,14 +17,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  s.bind(0, '127.0.0.1');
-  await once(s, 'listening');
-  const p = s.address().port;
-  s.close();
-  return p;
-}
 
 function files(resolverPort: number, balancerPort: number) {
   const hosts = join(dir, 'dnsmasq.hosts');

@@ -17,6 +17,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import dnsPacket from 'dns-packet';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
+import { freePort } from '../../src/util/net.js';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
@@ -317,21 +318,6 @@ const ALLOWED: Allowed[] = [
 
 // ---------- processes ----------
 
-async function freePort(): Promise<number> {
-  for (;;) {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1');
-    await once(s, 'listening');
-    const port = s.address().port;
-    const srv = net.createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => s.close(() => r()));
-    if (ok) { await new Promise<void>((r) => srv.close(() => r())); return port; }
-  }
-}
 
 /** Polls with a DNS query for a local name until the server answers (no fixed sleeps). */
 async function waitServing(port: number, proc: ChildProcess, what: string, stderr: () => string): Promise<void> {

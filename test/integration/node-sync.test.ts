@@ -12,6 +12,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { HadnsProcess } from '../helpers/hadns-process.js';
 import { udpQuery, answersOf, until } from '../helpers/dns-client.js';
+import { freePort } from '../../src/util/net.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hadns-sync-'));
 const procs: HadnsProcess[] = [];
@@ -21,13 +22,6 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function freeTcpPort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const p = (s.address() as net.AddressInfo).port;
-  s.close();
-  return p;
-}
 
 const TOKEN = 'pair-secret-token-0123456789';
 
@@ -53,7 +47,7 @@ async function api(port: number, path: string, init: RequestInit = {}): Promise<
 }
 
 test('records added, changed and deleted on one node reach the other; a returning node catches up', async () => {
-  const [pa, pb] = [await freeTcpPort(), await freeTcpPort()];
+  const [pa, pb] = [await freePort(), await freePort()];
   const a = startNode('node-a', pa, pb);
   let b = startNode('node-b', pb, pa);
   await Promise.all([a.waitFor((l) => l.msg === 'api listening'), b.waitFor((l) => l.msg === 'api listening')]);
@@ -90,7 +84,7 @@ test('records added, changed and deleted on one node reach the other; a returnin
 });
 
 test('the sync endpoint refuses requests without the token and malformed records', async () => {
-  const [pa, pb] = [await freeTcpPort(), await freeTcpPort()];
+  const [pa, pb] = [await freePort(), await freePort()];
   const a = startNode('solo', pa, pb);
   await a.waitFor((l) => l.msg === 'api listening');
   const noTok = await fetch(`http://127.0.0.1:${pa}/api/v1/sync/records`, { method: 'POST', body: '{"node":"x","records":[]}', headers: { 'Content-Type': 'application/json' } });

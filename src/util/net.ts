@@ -1,0 +1,36 @@
+/** Small socket helpers shared by the resolver's and the balancer's shells. */
+import dgram from 'node:dgram';
+import net, { isIP } from 'node:net';
+import { once } from 'node:events';
+
+/** dgram reusePort arrived in Node 22.12 / 23.1; use it only where the runtime has it. */
+export function hasReusePort(): boolean {
+  const [maj, min] = process.versions.node.split('.').map(Number);
+  return maj > 23 || (maj === 23 && min >= 1) || (maj === 22 && min >= 12);
+}
+
+type LookupCb = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * dgram `lookup` for IP literals only: replies go to the literal a datagram came from, and the
+ * default lookup sends even literals through dns.lookup and a nextTick per datagram.
+ */
+export function literalLookup(address: string, _opts: unknown, cb: LookupCb): void {
+  const f = isIP(address);
+  if (f === 0) cb(Object.assign(new Error(`not an IP address: ${address}`), { code: 'EINVAL' }), '', 0);
+  else cb(null, address, f);
+}
+
+/** A loopback port free for both UDP and TCP right now (tests and benchmarks). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const s = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+    s.bind(0, host);
+    await once(s, 'listening');
+    const port = s.address().port;
+    const t = net.createServer();
+    const ok = await new Promise<boolean>((r) => { t.once('error', () => r(false)); t.listen(port, host, () => r(true)); });
+    await new Promise<void>((r) => s.close(() => r()));
+    if (ok) { await new Promise<void>((r) => t.close(() => r())); return port; }
+  }
+}
