@@ -350,7 +350,8 @@ export class HadnsNode implements NodeView {
       }));
     }
     return {
-      listen: svc.addresses().map((b) => `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`),
+      listen: svc.addresses().map(listenerName),
+      byListener: Object.fromEntries(svc.addresses().map((b) => [listenerName(b), b.queries ?? 0])),
       queries: r.stats.queries, bySource: { ...r.stats.bySource }, byRcode: { ...r.stats.byRcode }, byType: r.typeCounts(),
       aclDrops: r.stats.aclDrops, inflight: r.stats.inflight, inflightRefused: r.stats.inflightRefused,
       localNames: t.local.size, cache: { ...r.cache.stats, entries: r.cache.size }, forwarder: { ...r.forwarder.stats }, upstreams,
@@ -442,4 +443,8 @@ export class HadnsNode implements NodeView {
 /** Every VIP (address without prefix) of the config's VRRP instances. */
 export function floatingAddresses(config: Config): string[] {
   return (config.vrrp?.instances ?? []).flatMap((i) => i.virtual_addresses.map((v) => v.address.split('/')[0]));
+}
+
+function listenerName(b: BoundAddress): string {
+  return `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`;
 }

@@ -21,6 +21,8 @@ export interface ResolverView {
   bySource: Record<string, number>;
   byRcode: Record<string, number>;
   byType: Record<string, number>;
+  /** Queries received per listener ("udp://127.0.0.1:53"). */
+  byListener?: Record<string, number>;
   aclDrops: number;
   inflight: number;
   inflightRefused: number;

@@ -63,6 +63,8 @@ export function createMetrics(view: NodeView): Metrics {
   counter('hadns_dns_responses_by_rcode_total', 'Resolver replies by response code.', ['rcode'], (st) => byKey(r(st)?.byRcode, 'rcode'));
   counter('hadns_dns_queries_by_type_total', 'Resolver queries by question type (when the node reports it).', ['type'],
     (st) => byKey((r(st) as { byType?: Record<string, number> } | null)?.byType, 'type'));
+  counter('hadns_dns_queries_by_listener_total', 'Resolver queries received per listener (proto://address:port).', ['listener'],
+    (st) => byKey(r(st)?.byListener, 'listener'));
   counter('hadns_dns_acl_drops_total', 'Queries dropped by the client ACL.', [], (st) => one(r(st)?.aclDrops));
   counter('hadns_dns_inflight_refused_total', 'Queries refused because max_inflight upstream queries were already pending.', [],
     (st) => one(r(st)?.inflightRefused));

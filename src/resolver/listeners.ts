@@ -12,7 +12,7 @@ import { TcpFramer } from '../dns/wire.js';
 import { parseHostPort } from '../config/schema.js';
 import { literalLookup } from '../util/net.js';
 
-export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number }
+export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number; /** Queries received here. */ queries?: number }
 
 export interface ListenerOptions {
   tcpIdleMs?: number;
@@ -60,9 +60,11 @@ export class DnsListeners {
         sock.on('error', () => { /* per-datagram send errors (ICMP) are not fatal */ });
         const addr = sock.address();
         this.udp.push(sock);
-        this.bound.push({ proto: 'udp', address: addr.address, port: addr.port });
+        const entry: BoundAddress = { proto: 'udp', address: addr.address, port: addr.port, queries: 0 };
+        this.bound.push(entry);
         sock.on('message', (msg, rinfo) => {
           this.stats.udpIn++;
+          entry.queries!++;
           const ctx: QueryContext = { clientAddress: rinfo.address, clientPort: rinfo.port, transport: 'udp' };
           this.handler.handle(msg, ctx, (resp, len) => {
             if (len === 0) return;
@@ -78,7 +80,8 @@ export class DnsListeners {
   }
 
   private listenTcp(host: string, port: number): Promise<void> {
-    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (c) => this.onConnection(c));
+    const entry: BoundAddress = { proto: 'tcp', address: host, port, queries: 0 };
+    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (c) => this.onConnection(c, entry));
     server.maxConnections = this.opts.tcpMaxConnections ?? 1024;
     return new Promise((resolve, reject) => {
       server.once('error', (e) => reject(new Error(`cannot listen on tcp ${isIP(host) === 6 ? `[${host}]` : host}:${port}: ${e.message}`)));
@@ -87,13 +90,15 @@ export class DnsListeners {
         server.on('error', () => { /* accept errors (EMFILE) are retried by the kernel queue */ });
         const addr = server.address() as net.AddressInfo;
         this.tcp.push(server);
-        this.bound.push({ proto: 'tcp', address: addr.address, port: addr.port });
+        entry.address = addr.address;
+        entry.port = addr.port;
+        this.bound.push(entry);
         resolve();
       });
     });
   }
 
-  private onConnection(c: net.Socket): void {
+  private onConnection(c: net.Socket, entry: BoundAddress): void {
     this.conns.add(c);
     this.stats.tcpConnections++;
     const maxOut = this.opts.tcpMaxOutstanding ?? 64;
@@ -103,6 +108,7 @@ export class DnsListeners {
     const ctx: QueryContext = { clientAddress: c.remoteAddress ?? '', clientPort: c.remotePort ?? 0, transport: 'tcp' };
     const framer = new TcpFramer((msg) => {
       this.stats.tcpIn++;
+      entry.queries!++;
       outstanding++;
       if (outstanding >= maxOut) c.pause();
       this.handler.handle(msg, ctx, (resp, len) => {

@@ -145,7 +145,11 @@ export class ResolverService {
   }
 
   static async start(cfg: ResolverConfig, log: Logger, apiRecords: LocalRecordConfig[] = []): Promise<ResolverService> {
+    // Large hosts files take a moment: say what is being read, then how long it took.
+    if (cfg.hosts_files.length) log.info({ files: cfg.hosts_files }, 'loading local data');
+    const t0 = performance.now();
     const built = buildTables(cfg, undefined, apiRecords);
+    if (cfg.hosts_files.length) log.info({ names: built.tables.local.size, ms: Math.round(performance.now() - t0) }, 'local data loaded');
     for (const d of built.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
     const svc = new ResolverService(cfg, built, log);
     svc.apiRecords = apiRecords;

@@ -137,6 +137,9 @@ test('/metrics: Prometheus text whose counters follow DNS traffic', async () => 
 
   const t1 = (await get('/metrics')).body as string;
   assert.equal(metric(t1, 'hadns_dns_queries_total'), q0 + 3);
+  const byListener = t1.split('\n').filter((l) => l.startsWith('hadns_dns_queries_by_listener_total{listener="udp://127.0.0.1:'));
+  assert.equal(byListener.length, 1, 'one UDP listener');
+  assert.ok(Number(byListener[0]!.split(' ').pop()) >= 3);
   assert.equal(metric(t1, 'hadns_cache_hits_total'), hits0 + 1);
   assert.equal(metric(t1, 'hadns_upstream_sent_total', upLabels), sent0 + 1);
   assert.ok(metric(t1, 'hadns_dns_answers_by_source_total', 'source="local"')! >= 1);
