@@ -64,6 +64,15 @@ export function renderStatus(rep: StatusReport, color = false): string {
   const out: string[] = [];
   out.push(`${bold(`node ${st.node}`)}  hadns ${st.version}  up ${dur(st.uptimeSec)}  ${st.ready ? good('READY') : bad('NOT READY')}`);
 
+  if (st.health) out.push(`  health     ${st.health.ok ? good('ok') : bad(`unhealthy: ${st.health.detail}`)}`);
+  const peer = st.peer as { digest?: string; peers?: Array<{ name: string; api: string; inSync: boolean | null; lastOk: number | null; lastError: string | null }> } | undefined;
+  if (peer?.peers?.length) {
+    for (const p of peer.peers) {
+      const state = p.inSync === true ? good('records in sync') : p.inSync === false ? bad(`records NOT in sync${p.lastError ? ` (${p.lastError})` : ''}`) : dim('not checked yet');
+      out.push(`  peer       ${p.name} ${dim(p.api)}  ${state}`);
+    }
+  }
+
   const vr = vrrpInstances(st.vrrp);
   if (vr.length) {
     out.push('', bold('vrrp'));

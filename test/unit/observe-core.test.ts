@@ -114,6 +114,12 @@ test('hadns status text: node, VRRP role and VIPs, upstream health, cache ratio,
   assert.doesNotMatch(out, /\x1b\[/);
   const colored = renderStatus({ status: status({ ready: false }), events: [] }, true);
   assert.match(colored, /\x1b\[31mNOT READY/);
+  const pair = renderStatus({ status: status({
+    health: { ok: false, detail: 'resolver does not answer' },
+    peer: { digest: 'x', peers: [{ name: 'dns-b', api: 'http://192.0.2.12:8053', inSync: false, lastOk: null, lastError: 'HTTP 401' }] },
+  }), events: [] });
+  assert.match(pair, /health +unhealthy: resolver does not answer/);
+  assert.match(pair, /peer +dns-b http:\/\/192\.0\.2\.12:8053 +records NOT in sync \(HTTP 401\)/);
 });
 
 test('metrics: one exposition from a status snapshot, labelled per upstream, backend and VRRP instance', async () => {
