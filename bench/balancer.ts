@@ -20,11 +20,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
-import { buildQuery } from '../src/dns/message.js';
 import { freePort } from '../src/util/net.js';
+import { probeDns } from '../src/node/health.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
@@ -48,21 +47,10 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const DNSDIST = '/usr/bin/dnsdist';
 
 
-async function answers(port: number, timeoutMs = 300): Promise<boolean> {
-  const q = buildQuery('n1.bench.test', 'A');
-  const s = dgram.createSocket('udp4');
-  try {
-    return await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), timeoutMs);
-      s.on('message', () => { clearTimeout(t); resolve(true); });
-      s.send(q, port, '127.0.0.1');
-    });
-  } finally { s.close(); }
-}
 
 async function waitAnswering(port: number, what: string, p: ChildProcess): Promise<void> {
   const t0 = Date.now();
-  while (!(await answers(port))) {
+  while (!(await probeDns('127.0.0.1', port, 'n1.bench.test', 300))) {
     if (p.exitCode !== null) throw new Error(`${what} exited (${p.exitCode})`);
     if (Date.now() - t0 > 10_000) throw new Error(`${what} not answering on ${port}`);
   }

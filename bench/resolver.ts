@@ -19,11 +19,11 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { freePort } from '../src/util/net.js';
+import { probeDns } from '../src/node/health.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
@@ -55,24 +55,12 @@ const log = (s: string) => process.stderr.write(s + '\n');
 
 
 /** A minimal A query; resolves when any reply arrives. */
-async function answers(port: number, name: string, timeoutMs = 300): Promise<boolean> {
-  const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]));
-  const q = Buffer.concat([Buffer.from([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])]);
-  const s = dgram.createSocket('udp4');
-  try {
-    return await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), timeoutMs);
-      s.on('message', () => { clearTimeout(t); resolve(true); });
-      s.send(q, port, '127.0.0.1');
-    });
-  } finally { s.close(); }
-}
 
 async function waitServing(port: number, p: ChildProcess, what: string): Promise<void> {
   const deadline = Date.now() + 20000;
   while (Date.now() < deadline) {
     if (p.exitCode !== null) throw new Error(`${what} exited (${p.exitCode})`);
-    if (await answers(port, 'h0.bench.test')) return;
+    if (await probeDns('127.0.0.1', port, 'h0.bench.test', 300)) return;
   }
   throw new Error(`${what} not answering on ${port}`);
 }

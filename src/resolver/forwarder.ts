@@ -16,7 +16,7 @@ import {
   HEADER_LEN, isResponse, isTruncated, rcodeOf, readId, sameQuestion, TcpFramer, tcpFrame, writeId, Rcode,
 } from '../dns/wire.js';
 import type { Server, UpstreamGroup } from './upstreams.js';
-import { literalLookup } from './listeners.js';
+import { literalLookup } from '../util/net.js';
 
 export type ForwardOutcome =
   | { ok: true; resp: Buffer; server: Server; rttMs: number; tcp: boolean }

@@ -20,8 +20,6 @@ export interface ListenerOptions {
   tcpMaxOutstanding?: number;
 }
 
-export { hasReusePort, literalLookup } from '../util/net.js';
-
 export class DnsListeners {
   private readonly udp: dgram.Socket[] = [];
   private readonly tcp: net.Server[] = [];

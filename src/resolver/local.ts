@@ -12,7 +12,7 @@ import type { RecordType } from 'dns-packet';
 import type { RR } from '../dns/message.js';
 import type { LocalRecordConfig, ResolverConfig } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostics.js';
-import { expandIPv6, reverseName, type HostsEntry } from './hosts.js';
+import { reverseName, type HostsEntry } from './hosts.js';
 import { recordData } from '../dns/records.js';
 
 /** Domain answered locally (NXDOMAIN) by every resolver, for health probes. */
@@ -28,7 +28,7 @@ interface NameData {
   cname?: RR;
 }
 
-const T_A = 1, T_AAAA = 28, T_CNAME = 5, T_PTR = 12, T_ANY = 255;
+const T_A = 1, T_AAAA = 28, T_CNAME = 5, T_ANY = 255;
 const TYPE_OF: Record<string, number> = { A: 1, AAAA: 28, CNAME: 5, TXT: 16, MX: 15, SRV: 33, PTR: 12 };
 
 import { lowerName } from '../dns/records.js';
@@ -168,8 +168,6 @@ export class LocalData {
     return { kind: 'nodata' };
   }
 
-  /** Whether a reverse name's address is ours (for bogus-priv decisions). */
-  hasName(name: string): boolean { return this.names.has(name); }
 }
 
 /** Private ranges whose reverse lookups bogus-priv keeps local (RFC 1918, link-local, ULA, loopback). */
@@ -192,4 +190,3 @@ export function isPrivateReverse(name: string): boolean {
   return false;
 }
 
-export { expandIPv6, T_PTR };

@@ -42,7 +42,7 @@ export interface Tables {
 }
 
 type Memo =
-  | { kind: 'local'; wire: Buffer; source: 'local' }
+  | { kind: 'local'; wire: Buffer }
   | { kind: 'forward'; group: UpstreamGroup };
 
 interface Waiter {
@@ -198,15 +198,15 @@ export class Resolver implements DnsHandler {
     if (local) {
       const rcode = local.kind === 'nxdomain' ? Rcode.NXDOMAIN : Rcode.NOERROR;
       const answers = local.kind === 'answer' ? local.answers : [];
-      return { kind: 'local', wire: assembleResponse(msg, info, name, rcode, true, answers), source: 'local' };
+      return { kind: 'local', wire: assembleResponse(msg, info, name, rcode, true, answers) };
     }
     // As dnsmasq: bogus-priv answers as the authority for private reverse zones (AA), while a
     // domain-needed refusal to forward a dotless name is not authoritative.
     if (t.bogusPriv && isPrivateReverse(name)) {
-      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, true, []), source: 'local' };
+      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, true, []) };
     }
     if (t.domainNeeded && name !== '' && !name.includes('.')) {
-      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, false, []), source: 'local' };
+      return { kind: 'local', wire: assembleResponse(msg, info, name, Rcode.NXDOMAIN, false, []) };
     }
     // Conditional forwarding: the most specific domain wins.
     let n = name;
