@@ -3,7 +3,7 @@
  * watches hosts files and the resolv-file, and reloads atomically (a failed reload keeps the old
  * tables serving). The cache survives a reload unless the upstreams changed.
  */
-import { readFileSync, statSync, readdirSync, watchFile, unwatchFile } from 'node:fs';
+import { readFileSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
@@ -24,6 +24,8 @@ export interface BuildResult {
   diagnostics: Diagnostic[];
   /** Files to watch (hosts files, resolv-file). */
   watch: string[];
+  /** Each watched file's identity (mtime, size, inode) taken just before it was read. */
+  stamps: Map<string, string>;
   /** Identity of the upstream set, to decide whether the cache survives a reload. */
   upstreamKey: string;
 }
@@ -31,6 +33,11 @@ export interface BuildResult {
 function server(s: string): Server {
   const hp = parseHostPort(s, 53)!;
   return { host: hp.host, port: hp.port, label: hp.port === 53 ? hp.host : `${hp.host}#${hp.port}` };
+}
+
+/** What a file looks like on disk now; a change of it means the file must be read again. */
+export function fileStamp(path: string): string {
+  try { const st = statSync(path); return `${st.mtimeMs}:${st.size}:${st.ino}`; } catch { return 'missing'; }
 }
 
 /** Expands a hosts path that may be a directory (dnsmasq addn-hosts accepts both). */
@@ -47,9 +54,11 @@ function hostsFilesOf(path: string): string[] {
 export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (p) => readFileSync(p, 'utf8'), apiRecords: LocalRecordConfig[] = []): BuildResult {
   const diagnostics: Diagnostic[] = [];
   const watch: string[] = [];
+  const stamps = new Map<string, string>();
   const hosts: HostsEntry[] = [];
   for (const p of cfg.hosts_files) {
     watch.push(p);
+    stamps.set(p, fileStamp(p));
     for (const f of hostsFilesOf(p)) {
       try {
         const r = parseHosts(read(f), f);
@@ -68,6 +77,7 @@ export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (
   const servers = cfg.upstreams.servers.slice();
   if (cfg.upstreams.resolv_file) {
     watch.push(cfg.upstreams.resolv_file);
+    stamps.set(cfg.upstreams.resolv_file, fileStamp(cfg.upstreams.resolv_file));
     try {
       for (const ns of parseResolvConf(read(cfg.upstreams.resolv_file))) {
         if (parseHostPort(ns, 53)) servers.push(ns);
@@ -95,7 +105,7 @@ export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (
   };
   const upstreamKey = JSON.stringify([defaultServers.map((s) => s.label), cfg.upstreams.strategy,
     cfg.forward.map((f) => [f.domain, f.servers])]);
-  return { tables, diagnostics, watch, upstreamKey };
+  return { tables, diagnostics, watch, stamps, upstreamKey };
 }
 
 /** Listen addresses: configured ones plus every address of the configured interfaces. */
@@ -126,6 +136,7 @@ export class ResolverService {
   private cfg: ResolverConfig;
   private upstreamKey: string;
   private watched: string[] = [];
+  private watchTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
   private queryLogBudget = 0;
@@ -156,8 +167,8 @@ export class ResolverService {
     const bound = await svc.listeners.listen(listenAddresses(cfg));
     log.info({ addresses: bound.map((b) => `${b.proto}://${b.address.includes(':') ? `[${b.address}]` : b.address}:${b.port}`) },
       'resolver listening');
+    svc.watch(built.watch, built.stamps);
     log.info({ local_names: built.tables.local.size, upstreams: built.tables.defaultGroup.servers.map((s) => s.label) }, 'resolver ready');
-    svc.watch(built.watch);
     svc.sweepTimer = setInterval(() => svc.resolver.cache.sweep(Date.now()), 60_000);
     svc.sweepTimer.unref();
     return svc;
@@ -214,30 +225,37 @@ export class ResolverService {
     this.resolver.setTables(built.tables);
     this.cfg = cfg;
     this.setQueryLog(cfg);
-    this.watch(built.watch);
+    this.watch(built.watch, built.stamps);
     this.log.info({ local_names: built.tables.local.size, upstreams: built.tables.defaultGroup.servers.map((s) => s.label) }, 'resolver reloaded');
   }
 
-  /** Polls watched files' stat (robust to editors that replace files by rename). */
-  private watch(files: string[]): void {
-    for (const f of this.watched) unwatchFile(f);
+  /**
+   * Polls watched files' stat every second (robust to editors that replace files by rename).
+   * A change is judged against the file as it was when it was read — not against a watcher's
+   * own first look, which fs.watchFile takes asynchronously and so can miss a write that lands
+   * right after start (the CLI test caught exactly that).
+   */
+  private watch(files: string[], stamps: Map<string, string>): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
     this.watched = [...new Set(files)];
-    for (const f of this.watched) {
-      watchFile(f, { interval: 1000, persistent: false }, (cur, prev) => {
-        if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size && cur.ino === prev.ino) return;
-        // Debounce bursts of writes into one reload.
-        if (this.reloadTimer) clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => {
-          this.reloadTimer = null;
-          this.log.info({ file: f }, 'file changed: re-reading');
-          this.refreshFiles();
-        }, 100);
-      });
-    }
+    if (!this.watched.length) return;
+    const check = () => {
+      const f = this.watched.find((x) => fileStamp(x) !== stamps.get(x));
+      if (!f || this.reloadTimer) return;
+      // Debounce bursts of writes into one reload.
+      this.reloadTimer = setTimeout(() => {
+        this.reloadTimer = null;
+        this.log.info({ file: f }, 'file changed: re-reading');
+        this.refreshFiles();
+      }, 100);
+    };
+    this.watchTimer = setInterval(check, 1000);
+    this.watchTimer.unref();
+    check();
   }
 
   async close(): Promise<void> {
-    for (const f of this.watched) unwatchFile(f);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     await this.listeners.close();
