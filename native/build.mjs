@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// Builds native/build/Release/vrrp_raw.node (raw VRRP sockets; see native/vrrp_raw.c).
+// Builds the two native addons in native/build/Release/: vrrp_raw.node (raw VRRP sockets; see
+// native/vrrp_raw.c) and udp_batch.node (recvmmsg/sendmmsg for the DNS hot path; udp_batch.c).
 // Run by `npm run build:native` (part of `prepare`, so `npm install` builds it).
 //
 // Prefers node-gyp with binding.gyp: the one npm bundles (npm sets npm_config_node_gyp for
 // scripts) or a local one. node-gyp normally downloads Node headers; when the running Node ships
 // its headers (Debian's nodejs: /usr/include/node, or a tarball install: <prefix>/include/node) we
 // point it there with --nodedir so no network is needed. If node-gyp is unavailable or fails, the
-// addon is compiled directly with the C compiler (it is one file). Off Linux it is skipped: VRRP
-// then reports "raw sockets unavailable" at start-up and the rest of hadns works.
+// addons are compiled directly with the C compiler (one file each). Off Linux they are skipped: VRRP
+// then reports "raw sockets unavailable" at start-up, UDP listeners use Node's dgram, and the rest
+// of hadns works.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,9 +17,10 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, 'build', 'Release', 'vrrp_raw.node');
+const addons = ['vrrp_raw', 'udp_batch'];
+const outs = addons.map((a) => join(here, 'build', 'Release', `${a}.node`));
 if (process.platform !== 'linux') {
-  console.log('build:native: not Linux, VRRP raw sockets skipped');
+  console.log('build:native: not Linux, native addons skipped (VRRP raw sockets, batched UDP)');
   process.exit(0);
 }
 
@@ -37,8 +40,8 @@ if (!gyp || !existsSync(gyp)) {
 }
 const nodedir = headerDirs()[0];
 if (gyp && nodedir) {
-  if (run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`]) && existsSync(out)) {
-    console.log(`build:native: built ${out} with node-gyp`);
+  if (run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`]) && outs.every((o) => existsSync(o))) {
+    console.log(`build:native: built ${outs.join(', ')} with node-gyp`);
     process.exit(0);
   }
   console.warn('build:native: node-gyp failed, trying the C compiler directly');
@@ -47,10 +50,12 @@ if (!nodedir) {
   console.error('build:native: Node headers (include/node/node_api.h) not found; install them (Debian: nodejs or libnode-dev)');
   process.exit(1);
 }
-mkdirSync(dirname(out), { recursive: true });
+mkdirSync(dirname(outs[0]), { recursive: true });
 const cc = process.env.CC || 'cc';
-if (!run(cc, ['-shared', '-fPIC', '-O2', '-Wall', '-DNODE_GYP_MODULE_NAME=vrrp_raw', `-I${join(nodedir, 'include', 'node')}`, 'vrrp_raw.c', '-o', out])) {
-  console.error('build:native: compiling native/vrrp_raw.c failed');
-  process.exit(1);
-}
-console.log(`build:native: built ${out} with ${cc}`);
+addons.forEach((a, i) => {
+  if (!run(cc, ['-shared', '-fPIC', '-O2', '-Wall', `-DNODE_GYP_MODULE_NAME=${a}`, `-I${join(nodedir, 'include', 'node')}`, `${a}.c`, '-o', outs[i]])) {
+    console.error(`build:native: compiling native/${a}.c failed`);
+    process.exit(1);
+  }
+  console.log(`build:native: built ${outs[i]} with ${cc}`);
+});

@@ -1,0 +1,318 @@
+/**
+ * Batched UDP sockets over the native `udp_batch` addon (native/udp_batch.c): one recvmmsg per
+ * wake-up, one JS call per batch, one sendmmsg for the replies queued during it. Node's dgram
+ * pays a recvmsg, a JS callback with a fresh Buffer + rinfo, a lookup and a sendmsg per datagram,
+ * which costs more CPU than dnsmasq spends on a whole query; this is the DNS hot path's way
+ * around that. Used by the resolver's UDP listeners and the balancer (listeners and backend
+ * sockets); everything else keeps dgram.
+ *
+ * Replies queued while a batch is being dispatched go out with that batch's sendmmsg (or, for
+ * another socket, in one sendmmsg right after the batch); outside a batch (a timer, an upstream
+ * answer that came through dgram) a send goes out at once.
+ *
+ * Addresses travel as words (family, port, a0..a3; see the C file) so the per-packet path neither
+ * parses nor formats strings; the client address string a handler needs is formatted once per
+ * distinct IPv4 address in a row (one client sending many queries costs nothing).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isIP } from 'node:net';
+
+type Handle = { readonly __brand: 'udp-batch-socket' };
+
+interface Addon {
+  open(family: 4 | 6, host: string, port: number, flags: number): Handle;
+  localPort(h: Handle): number;
+  connect(h: Handle, family: number, port: number, a0: number, a1: number, a2: number, a3: number): number;
+  start(h: Handle, inBuf: Uint8Array, inMeta: Int32Array, outBuf: Uint8Array, outMeta: Int32Array, slots: number, slotSize: number, cb: (n: number) => number): void;
+  flush(h: Handle, n: number): number;
+  sendTo(h: Handle, buf: Uint8Array, len: number, family: number, port: number, a0: number, a1: number, a2: number, a3: number): number;
+  close(h: Handle): void;
+}
+
+/** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
+export type UdpIoMode = 'auto' | 'native' | 'dgram';
+
+let mode: UdpIoMode = (process.env.HADNS_UDP_IO as UdpIoMode | undefined) ?? 'auto';
+let addon: Addon | null | undefined;
+let loadError = '';
+
+export function setUdpIoMode(m: UdpIoMode): void { mode = m; }
+
+function load(): Addon | null {
+  if (addon !== undefined) return addon;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const paths = ['../..', '../../..'].map((up) => join(here, up, 'native', 'build', 'Release', 'udp_batch.node'));
+  const path = paths.find((p) => existsSync(p));
+  if (!path) { loadError = 'native addon udp_batch not built (npm run build:native)'; addon = null; return null; }
+  try {
+    addon = createRequire(import.meta.url)(path) as Addon;
+  } catch (e) {
+    loadError = `cannot load ${path}: ${(e as Error).message}`;
+    addon = null;
+  }
+  return addon;
+}
+
+/** Whether batched sockets are to be used; `native` mode without the addon is an error. */
+export function useBatchUdp(): boolean {
+  if (mode === 'dgram' || process.platform !== 'linux') {
+    if (mode === 'native') throw new Error('udp_io: native needs Linux');
+    return false;
+  }
+  const a = load();
+  if (!a && mode === 'native') throw new Error(`udp_io: native: ${loadError}`);
+  return a !== null;
+}
+
+export const META = 8;
+const DEFAULT_SLOTS = 64;
+const DEFAULT_SLOT_SIZE = 4096;
+
+/** Sockets with replies queued during the batch of another socket; flushed when it ends. */
+const dirty: BatchUdpSocket[] = [];
+let depth = 0;
+let current: BatchUdpSocket | null = null;
+let seq = 0;
+
+/** Sequence number of the batch being dispatched, or -1 outside any batch. */
+export function batchSeq(): number { return depth > 0 ? seq : -1; }
+
+export interface BindOptions {
+  reuseAddr?: boolean;
+  reusePort?: boolean;
+  /** Bind an address this host does not hold (yet): IP_FREEBIND. */
+  freebind?: boolean;
+  slots?: number;
+  slotSize?: number;
+}
+
+export class BatchUdpSocket {
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly port: number;
+  /** Called for each datagram of a batch; `msg` is only valid during the call (copy to keep). */
+  onMessage: (msg: Buffer, addr: string, port: number, slot: number) => void = () => {};
+  /** A socket error reported by the kernel (errno), e.g. ECONNREFUSED on a connected socket. */
+  onError: (errno: number) => void = () => {};
+  /** Exceptions thrown by onMessage are caught (the batch goes on) and reported here. */
+  onException: (e: unknown) => void = () => {};
+  readonly stats = { batches: 0, received: 0, truncated: 0, sent: 0, dropped: 0 };
+  /** Meta of the received batch: META ints per slot (len, family, port, a0..a3). */
+  readonly inMeta: Int32Array;
+  private readonly a: Addon;
+  private readonly h: Handle;
+  private readonly inBuf: Buffer;
+  private readonly outBuf: Buffer;
+  private readonly outMeta: Int32Array;
+  private readonly slots: number;
+  private readonly slotSize: number;
+  private outCount = 0;
+  private isDirty = false;
+  private closed = false;
+  private lastA = -1;
+  private lastS = '';
+
+  private constructor(a: Addon, h: Handle, family: 4 | 6, address: string, opts: BindOptions) {
+    this.a = a;
+    this.h = h;
+    this.family = family;
+    this.address = address;
+    this.port = a.localPort(h);
+    this.slots = opts.slots ?? DEFAULT_SLOTS;
+    this.slotSize = opts.slotSize ?? DEFAULT_SLOT_SIZE;
+    this.inBuf = Buffer.alloc(this.slots * this.slotSize);
+    this.outBuf = Buffer.alloc(this.slots * this.slotSize);
+    this.inMeta = new Int32Array(this.slots * META);
+    this.outMeta = new Int32Array(this.slots * META);
+  }
+
+  /** Binds a socket (throws with the reason). Receiving starts with `start()`. */
+  static bind(host: string, port: number, opts: BindOptions = {}): BatchUdpSocket {
+    const a = load();
+    if (!a) throw new Error(loadError);
+    const family = isIP(host) === 6 ? 6 : 4;
+    const flags = (opts.reuseAddr ? 1 : 0) | (opts.reusePort ? 2 : 0) | (opts.freebind ? 4 : 0) | (family === 6 ? 8 : 0);
+    const h = a.open(family, host, port, flags);
+    return new BatchUdpSocket(a, h, family, host, opts);
+  }
+
+  /** An unbound-port socket connected to host:port (a backend): the kernel drops anyone else's datagrams. */
+  static connect(host: string, port: number, opts: BindOptions = {}): BatchUdpSocket {
+    const family = isIP(host) === 6 ? 6 : 4;
+    const s = BatchUdpSocket.bind(family === 6 ? '::' : '0.0.0.0', 0, opts);
+    const w = parseIp(host);
+    if (!w) { s.close(); throw new Error(`bad address ${host}`); }
+    const rc = s.a.connect(s.h, family, port, w[0], w[1], w[2], w[3]);
+    if (rc !== 0) { s.close(); throw new Error(`cannot connect udp to ${host}:${port}: errno ${rc}`); }
+    return s;
+  }
+
+  start(): this {
+    this.a.start(this.h, this.inBuf, this.inMeta, this.outBuf, this.outMeta, this.slots, this.slotSize, this.onBatch);
+    return this;
+  }
+
+  private readonly onBatch = (n: number): number => {
+    if (n < 0) {
+      try { this.onError(-n); } catch (e) { this.onException(e); }
+      return this.take();
+    }
+    this.stats.batches++;
+    this.stats.received += n;
+    const prev = current;
+    current = this;
+    if (depth++ === 0) seq++;
+    const meta = this.inMeta;
+    const size = this.slotSize;
+    for (let i = 0; i < n && !this.closed; i++) {
+      const m = i * META;
+      const len = meta[m];
+      if (len < 0) { this.stats.truncated++; continue; }
+      const off = i * size;
+      try {
+        this.onMessage(this.inBuf.subarray(off, off + len), this.addressAt(m), meta[m + 2], i);
+      } catch (e) {
+        this.onException(e);
+      }
+    }
+    depth--;
+    current = prev;
+    if (depth === 0 && dirty.length > 0) {
+      for (const s of dirty) { s.isDirty = false; if (s !== this) s.flushNow(); }
+      dirty.length = 0;
+    }
+    return this.closed ? 0 : this.take();
+  };
+
+  private take(): number {
+    const k = this.outCount;
+    this.outCount = 0;
+    this.stats.sent += k;
+    return k;
+  }
+
+  /** The client address of received slot `m` (meta index) as Node formats it. */
+  private addressAt(m: number): string {
+    const meta = this.inMeta;
+    if (meta[m + 1] === 4) {
+      const a = meta[m + 3];
+      if (a === this.lastA) return this.lastS;
+      this.lastA = a;
+      this.lastS = `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+      return this.lastS;
+    }
+    return formatIp6(meta[m + 3], meta[m + 4], meta[m + 5], meta[m + 6]);
+  }
+
+  /** Queues a reply to the sender of received slot `slot` (valid during this batch only). */
+  sendReply(slot: number, data: Uint8Array, len: number): void {
+    const m = slot * META, meta = this.inMeta;
+    this.sendWords(data, len, meta[m + 1], meta[m + 2], meta[m + 3], meta[m + 4], meta[m + 5], meta[m + 6]);
+  }
+
+  /** Queues a datagram to an address given as words (family 0 = the connected peer). */
+  sendWords(data: Uint8Array, len: number, fam: number, port: number, a0: number, a1: number, a2: number, a3: number): void {
+    if (this.closed) return;
+    if (len > this.slotSize) {
+      const r = this.a.sendTo(this.h, data, len, fam, port, a0, a1, a2, a3);
+      if (r < 0) this.stats.dropped++; else this.stats.sent++;
+      return;
+    }
+    if (this.outCount === this.slots) this.flushNow();
+    const k = this.outCount++;
+    const off = k * this.slotSize;
+    if (data instanceof Buffer) data.copy(this.outBuf, off, 0, len);
+    else this.outBuf.set(data.subarray(0, len), off);
+    const m = k * META, meta = this.outMeta;
+    meta[m] = len; meta[m + 1] = fam; meta[m + 2] = port;
+    meta[m + 3] = a0; meta[m + 4] = a1; meta[m + 5] = a2; meta[m + 6] = a3;
+    if (depth === 0) this.flushNow();
+    else if (this !== current && !this.isDirty) { this.isDirty = true; dirty.push(this); }
+  }
+
+  /** Sends to a literal address (parsed here: for the slow paths). */
+  send(data: Uint8Array, len: number, addr: string, port: number): void {
+    const w = parseIp(addr);
+    if (!w) { this.stats.dropped++; return; }
+    this.sendWords(data, len, isIP(addr) === 6 ? 6 : 4, port, w[0], w[1], w[2], w[3]);
+  }
+
+  /** Sends to the connected peer. */
+  sendConnected(data: Uint8Array, len: number): void { this.sendWords(data, len, 0, 0, 0, 0, 0, 0); }
+
+  private flushNow(): void {
+    const k = this.outCount;
+    if (k === 0) return;
+    this.outCount = 0;
+    const sent = this.closed ? 0 : this.a.flush(this.h, k);
+    this.stats.sent += sent;
+    this.stats.dropped += k - sent;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outCount = 0;
+    this.a.close(this.h);
+  }
+}
+
+/** Parses an IPv4 or IPv6 literal into 4 words (IPv4 in word 0), or null. */
+export function parseIp(s: string): [number, number, number, number] | null {
+  const v = isIP(s);
+  if (v === 4) {
+    const p = s.split('.');
+    return [((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) | 0, 0, 0, 0];
+  }
+  if (v !== 6) return null;
+  let str = s;
+  const pct = str.indexOf('%');
+  if (pct >= 0) str = str.slice(0, pct);
+  const groups: number[] = [];
+  const parseSide = (side: string): number[] | null => {
+    if (side === '') return [];
+    const out: number[] = [];
+    for (const part of side.split(':')) {
+      if (part.includes('.')) {
+        const w = parseIp(part);
+        if (!w) return null;
+        out.push((w[0] >>> 16) & 0xffff, w[0] & 0xffff);
+      } else out.push(parseInt(part, 16));
+    }
+    return out;
+  };
+  const dbl = str.indexOf('::');
+  if (dbl >= 0) {
+    const l = parseSide(str.slice(0, dbl)), r = parseSide(str.slice(dbl + 2));
+    if (!l || !r) return null;
+    groups.push(...l, ...new Array(8 - l.length - r.length).fill(0), ...r);
+  } else {
+    const all = parseSide(str);
+    if (!all) return null;
+    groups.push(...all);
+  }
+  if (groups.length !== 8) return null;
+  return [0, 1, 2, 3].map((i) => ((groups[2 * i] << 16) | groups[2 * i + 1]) | 0) as [number, number, number, number];
+}
+
+/** Formats 4 words as Node prints IPv6 addresses (RFC 5952: lower case, longest zero run as ::). */
+export function formatIp6(a0: number, a1: number, a2: number, a3: number): string {
+  const g = [a0 >>> 16, a0 & 0xffff, a1 >>> 16, a1 & 0xffff, a2 >>> 16, a2 & 0xffff, a3 >>> 16, a3 & 0xffff];
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `::ffff:${g[6] >>> 8}.${g[6] & 255}.${g[7] >>> 8}.${g[7] & 255}`;
+  }
+  let bestAt = -1, bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
+  if (bestAt < 0) return hex(g);
+  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
+}
