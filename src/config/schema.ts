@@ -158,6 +158,11 @@ export const configSchema = z.strictObject({
       + '(enabled in this network namespace when needed; on = fail if that is impossible), so a VIP that arrives '
       + 'is served from its first packet. off (or auto without the permission): bind when the VIP arrives, '
       + 'release when it leaves.'),
+    udp_io: z.enum(['auto', 'native', 'dgram']).default('auto').describe(
+      'How the UDP sockets of the DNS path (resolver listeners, balancer listeners and backend sockets) are driven. '
+      + 'native: batched recvmmsg/sendmmsg through the addon built by npm install (Linux; fails at start without it). '
+      + 'dgram: Node\'s own UDP sockets, one system call and one callback per datagram (slower; the fallback). '
+      + 'auto: native when the addon loads, else dgram. The environment variable HADNS_UDP_IO overrides it.'),
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),

@@ -10,6 +10,7 @@ import type { Config, LocalRecordConfig } from '../config/schema.js';
 import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
+import { setUdpIoMode, useBatchUdp } from '../util/udp-batch.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 import { spawnVrrpEngine, type VrrpSupervisor } from '../vrrp/supervisor.js';
@@ -72,6 +73,8 @@ export class HadnsNode implements NodeView {
       throw new Error(`cannot read the record store ${node.store.file}: ${(e as Error).message}`);
     }
     try {
+      if (!process.env.HADNS_UDP_IO) setUdpIoMode(config.node.udp_io);
+      if (config.resolver || config.balancer) log.info({ udp_io: useBatchUdp() ? 'native' : 'dgram' }, 'UDP I/O of the DNS path');
       if (config.resolver) {
         node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
       }

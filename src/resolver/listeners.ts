@@ -11,6 +11,7 @@ import type { DnsHandler, QueryContext } from '../dns/handler.js';
 import { TcpFramer } from '../dns/wire.js';
 import { parseHostPort } from '../config/schema.js';
 import { literalLookup } from '../util/net.js';
+import { BatchUdpSocket, META, useBatchUdp } from '../util/udp-batch.js';
 
 export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number; /** Queries received here. */ queries?: number }
 
@@ -21,7 +22,7 @@ export interface ListenerOptions {
 }
 
 export class DnsListeners {
-  private readonly udp: dgram.Socket[] = [];
+  private readonly udp: (dgram.Socket | BatchUdpSocket)[] = [];
   private readonly tcp: net.Server[] = [];
   private readonly conns = new Set<net.Socket>();
   readonly bound: BoundAddress[] = [];
@@ -49,6 +50,7 @@ export class DnsListeners {
   }
 
   private listenUdp(host: string, port: number): Promise<number> {
+    if (useBatchUdp()) return Promise.resolve(this.listenUdpBatch(host, port));
     const v6 = isIP(host) === 6;
     const sock = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, lookup: literalLookup });
     return new Promise((resolve, reject) => {
@@ -75,6 +77,33 @@ export class DnsListeners {
         resolve(addr.port);
       });
     });
+  }
+
+  /** The hot path: recvmmsg/sendmmsg through the native addon (see util/udp-batch.ts). */
+  private listenUdpBatch(host: string, port: number): number {
+    let sock: BatchUdpSocket;
+    try {
+      sock = BatchUdpSocket.bind(host, port);
+    } catch (e) {
+      throw new Error(`cannot listen on udp ${isIP(host) === 6 ? `[${host}]` : host}:${port}: ${(e as Error).message.replace(/^bind udp \S+: /, '')}`);
+    }
+    const entry: BoundAddress = { proto: 'udp', address: host, port: sock.port, queries: 0 };
+    this.udp.push(sock);
+    this.bound.push(entry);
+    const meta = sock.inMeta;
+    sock.onMessage = (msg, address, clientPort, slot) => {
+      this.stats.udpIn++;
+      entry.queries!++;
+      // The reply may come later (forwarded): keep the client's address as words, not the slot.
+      const m = slot * META;
+      const fam = meta[m + 1], a0 = meta[m + 3], a1 = meta[m + 4], a2 = meta[m + 5], a3 = meta[m + 6];
+      const ctx: QueryContext = { clientAddress: address, clientPort, transport: 'udp' };
+      this.handler.handle(msg, ctx, (resp, len) => {
+        if (len !== 0) sock.sendWords(resp, len, fam, clientPort, a0, a1, a2, a3);
+      });
+    };
+    sock.start();
+    return sock.port;
   }
 
   private listenTcp(host: string, port: number): Promise<void> {
