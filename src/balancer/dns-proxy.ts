@@ -38,6 +38,10 @@ import { BackendHealth } from './health.js';
 import { createPolicy, hashString, type Policy, type PoolMember } from './policy.js';
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
+import { BatchUdpSocket, batchSeq, META, useBatchUdp } from '../util/udp-batch.js';
+
+/** A UDP listener: Node's dgram, or a batched native socket (util/udp-batch.ts, the fast path). */
+type UdpListener = dgram.Socket | BatchUdpSocket;
 
 /** Budget for all attempts of one query when next_upstream.timeout is 0: under a client's 1 s retry. */
 export const DEFAULT_QUERY_BUDGET_MS = 900;
@@ -57,12 +61,26 @@ interface Channel {
 
 class Query {
   gen = 0;
+  /** The query's bytes, [0, len): the client's datagram copied into `own`. */
   msg!: Buffer;
+  /**
+   * Owned by this pooled Query and reused: copying into it allocates nothing per query (a
+   * Buffer.from per query came from 8 KiB pool slabs that in-flight queries kept alive into the
+   * old generation, whose collections then showed in the p99).
+   */
+  own = Buffer.allocUnsafeSlow(512);
   len = 0;
   clientId = 0;
   questionEnd = 0;
   udpLimit = 512;
   listener: dgram.Socket | null = null;
+  /** Batched listener and the client's address as words (no string on the reply path). */
+  blistener: BatchUdpSocket | null = null;
+  fam = 0;
+  a0 = 0;
+  a1 = 0;
+  a2 = 0;
+  a3 = 0;
   addr = '';
   port = 0;
   tcp: ClientConn | null = null;
@@ -89,9 +107,10 @@ class Attempt {
 
 class UdpChannel implements Channel {
   readonly ids = new Map<number, Attempt>();
-  constructor(readonly backend: DnsBackend, readonly sock: dgram.Socket) {}
+  constructor(readonly backend: DnsBackend, readonly sock: dgram.Socket | BatchUdpSocket) {}
   send(msg: Buffer, len: number): void {
-    if (len === msg.length) this.sock.send(msg);
+    if (this.sock instanceof BatchUdpSocket) this.sock.sendConnected(msg, len);
+    else if (len === msg.length) this.sock.send(msg);
     else this.sock.send(msg, 0, len);
   }
 }
@@ -172,11 +191,22 @@ export class DnsBackend implements PoolMember {
   get latencyMs(): number { return this.health.latency.srtt; }
   available(now: number): boolean { return this.health.available(now); }
 
-  /** Round-robin over the UDP sockets, skipping one whose ID space is getting crowded. */
+  private lastBatch = -1;
+  /**
+   * Round-robin over the UDP sockets, skipping one whose ID space is getting crowded. With
+   * batched sockets the turn advances once per received batch, not per query: the queries of one
+   * batch then leave in one sendmmsg instead of one per socket (source ports still rotate).
+   */
   pickUdp(): UdpChannel | null {
-    for (let k = 0; k < this.udp.length; k++) {
+    const seq = batchSeq();
+    if (seq >= 0 && seq === this.lastBatch) {
       const ch = this.udp[this.nextUdp];
-      this.nextUdp = this.nextUdp + 1 === this.udp.length ? 0 : this.nextUdp + 1;
+      if (ch !== undefined && ch.ids.size < MAX_IDS_PER_SOCKET) return ch;
+    }
+    this.lastBatch = seq;
+    for (let k = 0; k < this.udp.length; k++) {
+      this.nextUdp = this.nextUdp + 1 >= this.udp.length ? 0 : this.nextUdp + 1;
+      const ch = this.udp[this.nextUdp];
       if (ch.ids.size < MAX_IDS_PER_SOCKET) return ch;
     }
     return null;
@@ -229,7 +259,11 @@ export class DnsProxy {
   private readonly qPool: Query[] = [];
   private readonly aPool: Attempt[] = [];
   private readonly deadlines = new GenFifo<Query>();
-  private readonly udpListeners: dgram.Socket[] = [];
+  private readonly udpListeners: UdpListener[] = [];
+  /** The UDP listener (and batch slot) of the query being accepted: where FORMERR / cache hits go. */
+  private curBatch: BatchUdpSocket | null = null;
+  private curSlot = 0;
+  private curDgram: dgram.Socket | null = null;
   private readonly tcpServers: net.Server[] = [];
   private readonly clients = new Set<ClientConn>();
   private bound: Bound[] = [];
@@ -270,9 +304,20 @@ export class DnsProxy {
 
   async start(): Promise<Bound[]> {
     try {
+      const batch = useBatchUdp();
       for (const b of this.backends) {
         if (b.local) continue;
         for (let i = 0; i < this.svc.udp.sockets_per_backend; i++) {
+          if (batch) {
+            const sock = BatchUdpSocket.connect(b.host, b.port);
+            const ch = new UdpChannel(b, sock);
+            sock.onMessage = (m) => this.onUpstreamAnswer(ch, m);
+            sock.onError = (errno) => this.onUpstreamError(b, new Error(`socket error ${errno}`));
+            sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling an answer');
+            sock.start();
+            b.udp.push(ch);
+            continue;
+          }
           const sock = await connectUdp(b.host, b.port);
           const ch = new UdpChannel(b, sock);
           sock.on('message', (m) => this.onUpstreamAnswer(ch, m));
@@ -313,7 +358,7 @@ export class DnsProxy {
   addresses(): Bound[] { return this.bound.slice(); }
 
   /** Floating address → the sockets bound for it while held. */
-  private readonly attached = new Map<string, { udp: dgram.Socket[]; tcp: net.Server[] }>();
+  private readonly attached = new Map<string, { udp: UdpListener[]; tcp: net.Server[] }>();
 
   /** This node now holds `address`: bind its listeners (and UDP siblings of wildcard listeners). */
   async attach(address: string): Promise<void> {
@@ -324,7 +369,7 @@ export class DnsProxy {
       if (l.address === address) want.push(l);
       else if (l.proto === 'udp' && isWildcard(l.address) && (l.address === '::') === v6) want.push({ ...l, address });
     }
-    const entry = { udp: [] as dgram.Socket[], tcp: [] as net.Server[] };
+    const entry = { udp: [] as UdpListener[], tcp: [] as net.Server[] };
     this.attached.set(address, entry);
     try {
       for (const l of want) {
@@ -364,6 +409,20 @@ export class DnsProxy {
     if (l.proto === 'udp') {
       const sibling = (this.opts.floating?.length ?? 0) > 0
         && (isWildcard(l.address) || this.opts.listeners.some((o) => o.proto === 'udp' && o.port === l.port && isWildcard(o.address)));
+      if (useBatchUdp()) {
+        let sock: BatchUdpSocket;
+        try {
+          sock = BatchUdpSocket.bind(l.address, port, { reuseAddr: sibling, reusePort: l.reuseport });
+        } catch (e) {
+          throw new Error(`cannot listen on udp ${formatHostPort(l.address, port)}: ${(e as Error).message.replace(/^bind udp \S+: /, '')}`);
+        }
+        sock.onMessage = (m, addr, p, slot) => this.onBatchQuery(sock, m, addr, p, slot);
+        sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling a query');
+        sock.start();
+        this.udpListeners.push(sock);
+        this.bound.push({ proto: 'udp', address: sock.address, port: sock.port });
+        return sock.port;
+      }
       const sock = await bindUdp(l.address, port, l.reuseport, sibling);
       sock.on('message', (m, r) => this.onUdpQuery(sock, m, r));
       this.udpListeners.push(sock);
@@ -383,9 +442,26 @@ export class DnsProxy {
   private onUdpQuery(listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.stat.queries++;
     if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
+    this.curBatch = null;
+    this.curDgram = listener;
     const q = this.accept(msg, rinfo.address, rinfo.port);
     if (q === null) return;
     q.listener = listener;
+    this.begin(q);
+  }
+
+  /** The fast path: a query from a batched listener (`msg` is valid during this call only). */
+  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, addr: string, port: number, slot: number): void {
+    this.stat.queries++;
+    if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
+    this.curBatch = listener;
+    this.curSlot = slot;
+    this.curDgram = null;
+    const q = this.accept(msg, addr, port);
+    if (q === null) return;
+    q.blistener = listener;
+    const meta = listener.inMeta, m = slot * META;
+    q.fam = meta[m + 1]; q.a0 = meta[m + 3]; q.a1 = meta[m + 4]; q.a2 = meta[m + 5]; q.a3 = meta[m + 6];
     this.begin(q);
   }
 
@@ -432,6 +508,7 @@ export class DnsProxy {
       if (n > 0 && (tcp || n <= clientUdpLimit(info))) {
         this.stat.cacheHits++;
         this.stat.answers++;
+        if (!tcp && this.curBatch) { this.curBatch.sendReply(this.curSlot, this.scratch, n); return null; } // copied into the batch
         const out = Buffer.allocUnsafe(n);
         this.scratch.copy(out, 0, 0, n);
         this.sendRaw(out, n, addr, port, tcp);
@@ -440,7 +517,10 @@ export class DnsProxy {
     }
     if (this.liveQueries >= MAX_LIVE_QUERIES) { this.stat.dropped++; return null; }
     const q = this.qPool.pop() ?? new Query();
-    q.msg = msg;
+    // Copied: retries need it after the datagram's buffer (a batch slot) has been reused.
+    if (msg.length > q.own.length) q.own = Buffer.allocUnsafeSlow(msg.length);
+    msg.copy(q.own, 0);
+    q.msg = q.own;
     q.len = msg.length;
     q.clientId = info.id;
     q.questionEnd = info.questionEnd;
@@ -449,6 +529,7 @@ export class DnsProxy {
     q.port = port;
     q.tcp = null;
     q.listener = null;
+    q.blistener = null;
     q.tried = 0;
     q.tries = 0;
     q.live = 0;
@@ -458,10 +539,11 @@ export class DnsProxy {
     return q;
   }
 
-  /** Only for replies the balancer makes itself (FORMERR, SERVFAIL, cache hits): may allocate. */
-  private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null, listener?: dgram.Socket | null): void {
+  /** Replies the balancer makes itself while accepting (FORMERR, cache hits), from the receiving listener: may allocate. */
+  private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null): void {
     if (tcp) { if (!tcp.closed) tcp.sock.write(tcpFrame(buf, len)); return; }
-    const l = listener ?? this.udpListeners[0];
+    if (this.curBatch) { this.curBatch.sendReply(this.curSlot, buf, len); return; }
+    const l = this.curDgram;
     if (l) try { l.send(buf, 0, len, port, addr); } catch { /* listener closed (VIP released) */ }
   }
 
@@ -518,7 +600,7 @@ export class DnsProxy {
       clientAddress: q.addr, clientPort: q.port, transport: q.tcp ? 'tcp' : 'udp', maxSize: q.tcp ? 65535 : q.udpLimit,
     };
     // A closure per local query: the DnsHandler contract gives the reply no other context.
-    this.opts.localHandler!.handle(q.msg, ctx, (resp, len) => this.onLocalReply(a, gen, resp, len));
+    this.opts.localHandler!.handle(q.msg.subarray(0, q.len), ctx, (resp, len) => this.onLocalReply(a, gen, resp, len));
   }
 
   private onLocalReply(a: Attempt, gen: number, resp: Uint8Array, len: number): void {
@@ -563,8 +645,9 @@ export class DnsProxy {
     if (rc === Rcode.SERVFAIL || rc === Rcode.REFUSED) {
       b.stats.servfail++;
       const retry = rc === Rcode.SERVFAIL ? this.svc.next_upstream.on_servfail : this.svc.next_upstream.on_refused;
-      if (retry && this.dispatch(q)) { q.fallback = msg; return; }
-      if (q.live > 0) { q.fallback = msg; return; } // another attempt may still bring a real answer
+      // Copied: an answer from a batched socket is a view of a slot the next batch reuses.
+      if (retry && this.dispatch(q)) { q.fallback = Buffer.from(msg); return; }
+      if (q.live > 0) { q.fallback = Buffer.from(msg); return; } // another attempt may still bring a real answer
     }
     this.complete(q, msg, msg.length);
   }
@@ -575,6 +658,8 @@ export class DnsProxy {
     if (this.cache && q.cacheKey !== null) this.cache.store(q.cacheKey, msg, len, this.clock.now());
     if (q.tcp) {
       if (!q.tcp.closed) q.tcp.sock.write(tcpFrame(msg, len));
+    } else if (q.blistener) {
+      q.blistener.sendWords(msg, len, q.fam, q.port, q.a0, q.a1, q.a2, q.a3);
     } else if (q.listener) {
       try {
         if (len === msg.length) q.listener.send(msg, q.port, q.addr);
@@ -605,10 +690,10 @@ export class DnsProxy {
       if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
     }
     q.gen++;
-    q.msg = undefined as unknown as Buffer;
     q.fallback = null;
     q.tcp = null;
     q.listener = null;
+    q.blistener = null;
     this.liveQueries--;
     this.qPool.push(q);
   }
