@@ -9,13 +9,17 @@
  *   article's stream config (ports adapted, worker_processes 1: one core each);
  * - max throughput: dnsperf, 10k distinct names, -q outstanding, -l seconds;
  * - latency at a fixed rate (--rate, below every balancer's max): dnsperf -v per-query
- *   latencies → p50/p99.
+ *   latencies → p50/p99, over --rounds runs merged (one run's p99 swings with this VM's noise);
+ * - CPU per query at that fixed rate: the balancer's utime+stime (with its child processes: nginx's
+ *   worker) from /proc around those runs. With two cores, dnsperf and both dnsmasq backends share
+ *   the client core and saturate it near 40k q/s whatever the balancer, so max q/s measures the
+ *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,12 +39,37 @@ const { values: o } = parseArgs({
     'server-cpu': { type: 'string', default: '1' },
     'client-cpu': { type: 'string', default: '0' },
     only: { type: 'string', default: '' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
 const CCPU = o['client-cpu']!;
+const ROUNDS = Number(o.rounds);
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** utime+stime of a process and all its descendants (nginx: master + worker), in clock ticks. */
+function treeTicks(root: number): number {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(f[1]));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
+    } catch { /* gone */ }
+  }
+  let sum = 0;
+  for (const [pid, t] of ticks) {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === root) { sum += t; break; }
+    }
+  }
+  return sum;
+}
 const log = (s: string) => process.stderr.write(s + '\n');
 const NGINX = '/usr/sbin/nginx';
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
@@ -74,7 +103,7 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
 
-interface PerfResult { qps: number; lost: number; sent: number; avgMs: number; p50?: number; p99?: number }
+interface PerfResult { qps: number; lost: number; sent: number; avgMs: number; p50?: number; p99?: number; latencies?: number[] }
 
 function dnsperf(port: number, file: string, extra: string[], verbose = false): PerfResult {
   const args = ['-c', CCPU, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(DURATION), '-c', '8', '-q', '500', '-t', '2', ...extra];
@@ -92,6 +121,7 @@ function dnsperf(port: number, file: string, extra: string[], verbose = false): 
     // verbose lines: "> NOERROR n1.bench.test A 0.000123"
     const lat: number[] = [];
     for (const m of out.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Number(m[1]) * 1000);
+    res.latencies = lat;
     lat.sort((a, b) => a - b);
     if (lat.length) { res.p50 = lat[Math.floor(lat.length * 0.5)]; res.p99 = lat[Math.floor(lat.length * 0.99)]; }
   }
@@ -155,27 +185,39 @@ async function main(): Promise<void> {
       } });
     } else log('dnsdist not installed: skipped');
 
-    const rows: { name: string; max: PerfResult; fixed: PerfResult }[] = [];
+    const rows: { name: string; max: PerfResult; fixed: PerfResult; usPerQuery: number; usAtMax: number }[] = [];
     for (const t of targets) {
       if (o.only && !t.name.includes(o.only)) continue;
       log(`${t.name}: starting`);
       const { p, port } = await t.start();
       // warm (and, with a cache, fill it)
       dnsperf(port, qfile, ['-n', '1']);
+      const m0 = treeTicks(p.pid!);
       const max = dnsperf(port, qfile, []);
-      log(`${t.name}: max ${max.qps.toFixed(0)} q/s, lost ${max.lost}/${max.sent}`);
-      const fixed = dnsperf(port, qfile, ['-Q', String(RATE)], true);
-      log(`${t.name}: at ${RATE} q/s p50 ${fixed.p50?.toFixed(3)} ms p99 ${fixed.p99?.toFixed(3)} ms lost ${fixed.lost}`);
-      rows.push({ name: t.name, max, fixed });
+      const usAtMax = ((treeTicks(p.pid!) - m0) / CLK_TCK) * 1e6 / (max.sent - max.lost);
+      log(`${t.name}: max ${max.qps.toFixed(0)} q/s, lost ${max.lost}/${max.sent}, ${usAtMax.toFixed(1)} µs CPU/query`);
+      const t0 = treeTicks(p.pid!);
+      const runs: PerfResult[] = [];
+      for (let r = 0; r < ROUNDS; r++) runs.push(dnsperf(port, qfile, ['-Q', String(RATE)], true));
+      const answered = runs.reduce((a, x) => a + x.sent - x.lost, 0);
+      const usPerQuery = ((treeTicks(p.pid!) - t0) / CLK_TCK) * 1e6 / answered;
+      const lat = runs.flatMap((x) => x.latencies ?? []).sort((a, b) => a - b);
+      const fixed: PerfResult = {
+        qps: runs.reduce((a, x) => a + x.qps, 0) / runs.length, sent: runs.reduce((a, x) => a + x.sent, 0),
+        lost: runs.reduce((a, x) => a + x.lost, 0), avgMs: NaN,
+        p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)],
+      };
+      log(`${t.name}: at ${RATE} q/s (${ROUNDS} runs) p50 ${fixed.p50?.toFixed(3)} ms p99 ${fixed.p99?.toFixed(3)} ms lost ${fixed.lost}, ${usPerQuery.toFixed(1)} µs CPU/query`);
+      rows.push({ name: t.name, max, fixed, usPerQuery, usAtMax });
       await stop(p);
     }
     for (const b of backends) await stop(b);
     const base = rows.find((r) => r.name.startsWith('nginx'));
     const ratio = (v: number, b?: number) => (b ? `${(v / b).toFixed(2)}×` : '–');
-    console.log(`| balancer (1 core) | max q/s | vs nginx | lost at max | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} |`);
+      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
