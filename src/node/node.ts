@@ -10,7 +10,7 @@ import type { Config, LocalRecordConfig } from '../config/schema.js';
 import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
-import { setUdpIoMode, useBatchUdp } from '../util/udp-batch.js';
+import { setUdpIoMode, udpIoStatus, useBatchUdp } from '../util/udp-batch.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 import { spawnVrrpEngine, type VrrpSupervisor } from '../vrrp/supervisor.js';
@@ -317,6 +317,7 @@ export class HadnsNode implements NodeView {
       ...(this.balancer ? { balancer: this.balancer.stats() } : {}),
       ...(this.vrrp ? { vrrp: this.vrrpView() } : {}),
       health: { ok: this.health ? this.health.up : true, detail: this.healthDetail },
+      udpIo: udpIoStatus(),
       ...(this.sync ? { peer: this.sync.status() } : {}),
     };
   }

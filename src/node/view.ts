@@ -61,6 +61,8 @@ export interface NodeStatus {
   /** Filled by the balancer and VRRP services when configured. */
   balancer?: unknown;
   vrrp?: unknown;
+  /** The DNS path's UDP I/O: batched native sockets or Node's dgram, with batched-socket totals. */
+  udpIo?: { mode: 'native' | 'dgram'; batches: number; received: number; oversized: number; sent: number; dropped: number };
   /** The node's own DNS health, as fed to VRRP. */
   health?: { ok: boolean; detail: string };
   peer?: unknown;

@@ -55,6 +55,16 @@ export function createMetrics(view: NodeView): Metrics {
   gauge('hadns_ready', '1 when the node can serve DNS now (same as /ready).', [], (st) => [[{}, st.ready ? 1 : 0]]);
   gauge('hadns_start_time_seconds', 'When the node started (Unix time).', [], (st) => [[{}, st.startedAt / 1000]]);
 
+  // ---- UDP I/O of the DNS path (util/udp-batch.ts) ----
+  const u = (st: NodeStatus) => st.udpIo;
+  gauge('hadns_udp_io_native', '1 when the DNS path runs on batched native UDP sockets (recvmmsg/sendmmsg), 0 on Node dgram.', [],
+    (st) => (u(st) ? [[{}, u(st)!.mode === 'native' ? 1 : 0]] : []));
+  counter('hadns_udp_batches_total', 'recvmmsg batches handled by batched UDP sockets (datagrams / batches = mean batch size).', [], (st) => one(u(st)?.batches));
+  counter('hadns_udp_datagrams_received_total', 'Datagrams received by batched UDP sockets (queries and backend answers).', [], (st) => one(u(st)?.received));
+  counter('hadns_udp_datagrams_sent_total', 'Datagrams sent by batched UDP sockets.', [], (st) => one(u(st)?.sent));
+  counter('hadns_udp_send_dropped_total', 'Datagrams the kernel refused to send (full send buffer, unreachable peer).', [], (st) => one(u(st)?.dropped));
+  counter('hadns_udp_oversized_dropped_total', 'Received datagrams larger than a batch slot (4096 bytes), dropped.', [], (st) => one(u(st)?.oversized));
+
   // ---- resolver ----
   const r = (st: NodeStatus) => st.resolver;
   counter('hadns_dns_queries_total', 'DNS queries received by the resolver.', [], (st) => one(r(st)?.queries));

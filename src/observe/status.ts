@@ -65,6 +65,12 @@ export function renderStatus(rep: StatusReport, color = false): string {
   out.push(`${bold(`node ${st.node}`)}  hadns ${st.version}  up ${dur(st.uptimeSec)}  ${st.ready ? good('READY') : bad('NOT READY')}`);
 
   if (st.health) out.push(`  health     ${st.health.ok ? good('ok') : bad(`unhealthy: ${st.health.detail}`)}`);
+  const u = st.udpIo;
+  if (u) {
+    const batch = u.batches > 0 ? `, ${(u.received / u.batches).toFixed(1)} datagrams per batch` : '';
+    const drops = u.dropped + u.oversized > 0 ? bad(`, ${u.dropped} send drops, ${u.oversized} oversized`) : '';
+    out.push(`  udp        ${u.mode === 'native' ? 'batched (recvmmsg/sendmmsg)' : dim('Node dgram')}${batch}${drops}`);
+  }
   const peer = st.peer as { digest?: string; peers?: Array<{ name: string; api: string; inSync: boolean | null; lastOk: number | null; lastError: string | null }> } | undefined;
   if (peer?.peers?.length) {
     for (const p of peer.peers) {

@@ -71,6 +71,16 @@ export const META = 8;
 const DEFAULT_SLOTS = 64;
 const DEFAULT_SLOT_SIZE = 4096;
 
+/** Totals over every batched socket of the process (metrics: hadns_udp_*). */
+export const udpTotals = { batches: 0, received: 0, oversized: 0, sent: 0, dropped: 0 };
+
+/** What the DNS path's UDP runs on, for status and metrics. */
+export function udpIoStatus(): { mode: 'native' | 'dgram' } & typeof udpTotals {
+  let native = false;
+  try { native = useBatchUdp(); } catch { native = false; }
+  return { mode: native ? 'native' : 'dgram', ...udpTotals };
+}
+
 /** Sockets with replies queued during the batch of another socket; flushed when it ends. */
 const dirty: BatchUdpSocket[] = [];
 let depth = 0;
@@ -162,6 +172,8 @@ export class BatchUdpSocket {
     }
     this.stats.batches++;
     this.stats.received += n;
+    udpTotals.batches++;
+    udpTotals.received += n;
     const prev = current;
     current = this;
     if (depth++ === 0) seq++;
@@ -170,7 +182,7 @@ export class BatchUdpSocket {
     for (let i = 0; i < n && !this.closed; i++) {
       const m = i * META;
       const len = meta[m];
-      if (len < 0) { this.stats.truncated++; continue; }
+      if (len < 0) { this.stats.truncated++; udpTotals.oversized++; continue; }
       const off = i * size;
       try {
         this.onMessage(this.inBuf.subarray(off, off + len), this.addressAt(m), meta[m + 2], i);
@@ -190,7 +202,8 @@ export class BatchUdpSocket {
   private take(): number {
     const k = this.outCount;
     this.outCount = 0;
-    this.stats.sent += k;
+    this.stats.sent += k; // sendmmsg's own failures are not reported back for this path (rare: full send buffer)
+    udpTotals.sent += k;
     return k;
   }
 
@@ -218,7 +231,7 @@ export class BatchUdpSocket {
     if (this.closed) return;
     if (len > this.slotSize) {
       const r = this.a.sendTo(this.h, data, len, fam, port, a0, a1, a2, a3);
-      if (r < 0) this.stats.dropped++; else this.stats.sent++;
+      if (r < 0) { this.stats.dropped++; udpTotals.dropped++; } else { this.stats.sent++; udpTotals.sent++; }
       return;
     }
     if (this.outCount === this.slots) this.flushNow();
@@ -236,7 +249,7 @@ export class BatchUdpSocket {
   /** Sends to a literal address (parsed here: for the slow paths). */
   send(data: Uint8Array, len: number, addr: string, port: number): void {
     const w = parseIp(addr);
-    if (!w) { this.stats.dropped++; return; }
+    if (!w) { this.stats.dropped++; udpTotals.dropped++; return; }
     this.sendWords(data, len, isIP(addr) === 6 ? 6 : 4, port, w[0], w[1], w[2], w[3]);
   }
 
@@ -250,6 +263,8 @@ export class BatchUdpSocket {
     const sent = this.closed ? 0 : this.a.flush(this.h, k);
     this.stats.sent += sent;
     this.stats.dropped += k - sent;
+    udpTotals.sent += sent;
+    udpTotals.dropped += k - sent;
   }
 
   close(): void {

@@ -130,6 +130,10 @@ test('/metrics: Prometheus text whose counters follow DNS traffic', async () => 
   const hits0 = metric(t0, 'hadns_cache_hits_total')!;
   const upLabels = `upstream="127.0.0.1#${upPort}",group="default"`;
   const sent0 = metric(t0, 'hadns_upstream_sent_total', upLabels) ?? 0;
+  // The DNS path runs on the batched native UDP sockets (the addon is built for the tests).
+  assert.equal(metric(t0, 'hadns_udp_io_native'), 1);
+  const rx0 = metric(t0, 'hadns_udp_datagrams_received_total') ?? 0;
+  const tx0 = metric(t0, 'hadns_udp_datagrams_sent_total') ?? 0;
 
   assert.deepEqual(answersOf(await udpQuery(dns, 'fixed.test')), ['A 10.0.0.1']);
   assert.deepEqual(answersOf(await udpQuery(dns, 'up.test')), ['A 192.0.2.1']);
@@ -137,6 +141,10 @@ test('/metrics: Prometheus text whose counters follow DNS traffic', async () => 
 
   const t1 = (await get('/metrics')).body as string;
   assert.equal(metric(t1, 'hadns_dns_queries_total'), q0 + 3);
+  assert.ok(metric(t1, 'hadns_udp_datagrams_received_total')! >= rx0 + 3);
+  assert.ok(metric(t1, 'hadns_udp_datagrams_sent_total')! >= tx0 + 3);
+  assert.ok(metric(t1, 'hadns_udp_batches_total')! >= 1);
+  assert.equal(metric(t1, 'hadns_udp_send_dropped_total'), 0);
   const byListener = t1.split('\n').filter((l) => l.startsWith('hadns_dns_queries_by_listener_total{listener="udp://127.0.0.1:'));
   assert.equal(byListener.length, 1, 'one UDP listener');
   assert.ok(Number(byListener[0]!.split(' ').pop()) >= 3);

@@ -114,6 +114,9 @@ test('hadns status text: node, VRRP role and VIPs, upstream health, cache ratio,
   assert.doesNotMatch(out, /\x1b\[/);
   const colored = renderStatus({ status: status({ ready: false }), events: [] }, true);
   assert.match(colored, /\x1b\[31mNOT READY/);
+  assert.doesNotMatch(out, /^ +udp /m); // no udpIo in the status: no line
+  const io = renderStatus({ status: status({ udpIo: { mode: 'native', batches: 10, received: 35, oversized: 0, sent: 35, dropped: 2 } }), events: [] });
+  assert.match(io, /^ +udp +batched \(recvmmsg\/sendmmsg\), 3\.5 datagrams per batch, 2 send drops, 0 oversized$/m);
   const pair = renderStatus({ status: status({
     health: { ok: false, detail: 'resolver does not answer' },
     peer: { digest: 'x', peers: [{ name: 'dns-b', api: 'http://192.0.2.12:8053', inSync: false, lastOk: null, lastError: 'HTTP 401' }] },
