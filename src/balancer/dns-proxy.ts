@@ -522,6 +522,13 @@ export class DnsProxy {
     msg.copy(q.own, 0);
     q.msg = q.own;
     q.len = msg.length;
+    // A UDP client never gets more than 4096 bytes from us (clientUdpLimit), so backends are not
+    // asked for more either: a larger answer would not fit a batched socket's slot, and a
+    // compliant backend now answers TC instead, which the client follows over TCP.
+    if (tcp === null && info.edns && info.udpSize > 4096 && info.optOffset >= 0) {
+      q.own[info.optOffset + 3] = 0x10;
+      q.own[info.optOffset + 4] = 0x00;
+    }
     q.clientId = info.id;
     q.questionEnd = info.questionEnd;
     q.udpLimit = clientUdpLimit(info);

@@ -182,6 +182,37 @@ test('TC passes through over UDP; DNS over TCP is balanced per query with pipeli
   assert.ok(f[0].count('w.test') >= 10 && f[1].count('w.test') >= 10, 'TCP queries spread over both backends');
 });
 
+test('a client asking for more than 4096 bytes over UDP: the backend is asked for 4096, and its TC reaches the client', async () => {
+  // A compliant backend: answers in full when the answer fits the requester's EDNS size, else TC.
+  const backend = dgram.createSocket('udp4');
+  await new Promise<void>((r) => backend.bind(0, '127.0.0.1', () => r()));
+  const seen: number[] = [];
+  backend.on('message', (m, rinfo) => {
+    const q = dnsPacket.decode(m);
+    const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize: number } | undefined;
+    const size = opt?.udpPayloadSize ?? 512;
+    seen.push(size);
+    const answers = Array.from({ length: 400 }, (_, i) => ({ type: 'A' as const, name: q.questions![0].name, ttl: 60, data: `10.0.${i >> 8}.${i & 255}` }));
+    let out = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_DESIRED, questions: q.questions, answers });
+    if (out.length > size) out = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.TRUNCATED_RESPONSE, questions: q.questions });
+    backend.send(out, rinfo.port, rinfo.address);
+  });
+  const { udp } = await start(svc([backend.address().port], { health_check: { enabled: false } }));
+  const c = dgram.createSocket('udp4');
+  const got = once(c, 'message');
+  c.send(dnsPacket.encode({
+    type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name: 'big.test' }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 8192 } as dnsPacket.Answer],
+  }), udp, '127.0.0.1');
+  const [m] = await got as [Buffer];
+  const r = dnsPacket.decode(m);
+  assert.equal(r.id, 4242);
+  assert.ok(r.flags! & dnsPacket.TRUNCATED_RESPONSE, 'TC reaches the client');
+  assert.deepEqual(seen, [4096]);
+  c.close();
+  backend.close();
+});
+
 test('a "local" backend is called in-process with the client address; fails over to a socket backend', async () => {
   const { f, ports } = await fakePair();
   const h = new StubHandler();
