@@ -38,9 +38,20 @@ export class DnsListeners {
       for (const a of addresses) {
         const hp = parseHostPort(a, 53);
         if (!hp) throw new Error(`bad listen address ${a}`);
-        // Port 0: UDP and TCP must share the kernel's pick, so bind UDP first and reuse its port.
-        const udpPort = await this.listenUdp(hp.host, hp.port);
-        await this.listenTcp(hp.host, udpPort);
+        // Port 0: UDP and TCP must share the kernel's pick, so bind UDP first and reuse its port;
+        // if that port is taken for TCP (another socket's ephemeral port), pick again.
+        for (let attempt = 0; ; attempt++) {
+          const udpPort = await this.listenUdp(hp.host, hp.port);
+          try {
+            await this.listenTcp(hp.host, udpPort);
+            break;
+          } catch (e) {
+            if (hp.port !== 0 || attempt >= 20) throw e;
+            const sock = this.udp.pop()!;
+            this.bound.pop();
+            sock.close();
+          }
+        }
       }
     } catch (e) {
       await this.close();
