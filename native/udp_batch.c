@@ -210,7 +210,7 @@ fail: {
     int e = errno;
     close(fd);
     char what[96];
-    snprintf(what, sizeof what, "bind udp %s%s%s:%d", family == 6 ? "[" : "", host, family == 6 ? "]" : "", port);
+    snprintf(what, sizeof what, "cannot listen on udp %s%s%s:%d", family == 6 ? "[" : "", host, family == 6 ? "]" : "", port);
     return throw_errno(env, what, e);
   }
 }

@@ -410,12 +410,8 @@ export class DnsProxy {
       const sibling = (this.opts.floating?.length ?? 0) > 0
         && (isWildcard(l.address) || this.opts.listeners.some((o) => o.proto === 'udp' && o.port === l.port && isWildcard(o.address)));
       if (useBatchUdp()) {
-        let sock: BatchUdpSocket;
-        try {
-          sock = BatchUdpSocket.bind(l.address, port, { reuseAddr: sibling, reusePort: l.reuseport });
-        } catch (e) {
-          throw new Error(`cannot listen on udp ${formatHostPort(l.address, port)}: ${(e as Error).message.replace(/^bind udp \S+: /, '')}`);
-        }
+        // Throws "cannot listen on udp HOST:PORT: reason", as bindUdp does.
+        const sock = BatchUdpSocket.bind(l.address, port, { reuseAddr: sibling, reusePort: l.reuseport });
         sock.onMessage = (m, addr, p, slot) => this.onBatchQuery(sock, m, addr, p, slot);
         sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling a query');
         sock.start();

@@ -92,12 +92,7 @@ export class DnsListeners {
 
   /** The hot path: recvmmsg/sendmmsg through the native addon (see util/udp-batch.ts). */
   private listenUdpBatch(host: string, port: number): number {
-    let sock: BatchUdpSocket;
-    try {
-      sock = BatchUdpSocket.bind(host, port);
-    } catch (e) {
-      throw new Error(`cannot listen on udp ${isIP(host) === 6 ? `[${host}]` : host}:${port}: ${(e as Error).message.replace(/^bind udp \S+: /, '')}`);
-    }
+    const sock = BatchUdpSocket.bind(host, port); // throws "cannot listen on udp HOST:PORT: reason"
     const entry: BoundAddress = { proto: 'udp', address: host, port: sock.port, queries: 0 };
     this.udp.push(sock);
     this.bound.push(entry);
