@@ -58,6 +58,9 @@ typedef struct {
   struct sockaddr_in6 rname[MAX_SLOTS], sname[MAX_SLOTS];
   uv_poll_t poll;
   int polling, closed, uv_gone, js_gone;
+  /* Inside the JS callback: close() then defers dropping the callback and its async context
+   * (napi_make_callback is still using them) until the callback has returned. */
+  int in_cb, release_pending;
 } ub_t;
 
 static napi_value throw_errno(napi_env env, const char *what, int e) {
@@ -287,14 +290,18 @@ static void call_js(ub_t *s, int arg, int32_t *out_n) {
   if (napi_get_reference_value(env, s->cb, &cb) != napi_ok || !cb) return;
   napi_get_global(env, &recv);
   napi_create_int32(env, arg, &argv[0]);
+  s->in_cb = 1;
   /* make_callback runs microtasks and nextTicks after the JS callback, like any libuv callback. */
-  if (napi_make_callback(env, s->actx, recv, cb, 1, argv, &result) != napi_ok) {
+  napi_status st = napi_make_callback(env, s->actx, recv, cb, 1, argv, &result);
+  s->in_cb = 0;
+  if (s->release_pending) { s->release_pending = 0; release_refs(s); }
+  if (st != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
     return;
   }
-  napi_get_value_int32(env, result, out_n);
+  if (!s->closed) napi_get_value_int32(env, result, out_n);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
@@ -455,7 +462,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   ub_t *s = get_ub(env, argv[0]);
   if (!s) return NULL;
   if (!s->closed) {
-    release_refs(s);
+    if (s->in_cb) s->release_pending = 1; else release_refs(s);
     shut(s);
   }
   return NULL;

@@ -180,6 +180,36 @@ test('close releases the port and stops delivery; sends after close are ignored'
   assert.equal(n, 0);
 });
 
+test('a socket closed from inside its own handler stops at once, and the process carries on', async () => {
+  const s = BatchUdpSocket.bind('127.0.0.1', 0);
+  const seen: string[] = [];
+  s.onMessage = (msg, _a, _p, slot) => {
+    seen.push(String(msg));
+    s.sendReply(slot, msg, msg.length); // queued, then dropped: the socket closes in this batch
+    s.close();
+  };
+  s.start();
+  const c = await client();
+  const replies: string[] = [];
+  c.on('message', (m) => replies.push(String(m)));
+  for (const m of ['a', 'b', 'c']) c.send(m, s.port, '127.0.0.1');
+  // The port is free again once closed (the handler ran): poll for it, bounded.
+  for (let i = 0; i < 200 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(seen, ['a'], 'the rest of the batch is not delivered after close');
+  const again = BatchUdpSocket.bind('127.0.0.1', s.port);
+  again.close();
+  // Other batched sockets still work after the one closed inside its callback.
+  const t = BatchUdpSocket.bind('127.0.0.1', 0);
+  t.onMessage = (msg, _a, _p, slot) => t.sendReply(slot, msg, msg.length);
+  t.start();
+  const got = once(c, 'message');
+  c.send('still here', t.port, '127.0.0.1');
+  assert.equal(String((await got)[0]), 'still here');
+  assert.ok(!replies.includes('a'), 'a reply queued before close is not sent');
+  t.close();
+  c.close();
+});
+
 test('binding a taken port fails with the reason; freebind binds an address the host lacks', () => {
   const s = BatchUdpSocket.bind('127.0.0.1', 0);
   assert.throws(() => BatchUdpSocket.bind('127.0.0.1', s.port), /address already in use/i);
