@@ -504,10 +504,7 @@ export class DnsProxy {
       if (n > 0 && (tcp || n <= clientUdpLimit(info))) {
         this.stat.cacheHits++;
         this.stat.answers++;
-        if (!tcp && this.curBatch) { this.curBatch.sendReply(this.curSlot, this.scratch, n); return null; } // copied into the batch
-        const out = Buffer.allocUnsafe(n);
-        this.scratch.copy(out, 0, 0, n);
-        this.sendRaw(out, n, addr, port, tcp);
+        this.sendRaw(this.scratch, n, addr, port, tcp);
         return null;
       }
     }
@@ -542,12 +539,16 @@ export class DnsProxy {
     return q;
   }
 
-  /** Replies the balancer makes itself while accepting (FORMERR, cache hits), from the receiving listener: may allocate. */
+  /**
+   * Replies the balancer makes itself while accepting (FORMERR, cache hits), from the receiving
+   * listener. `buf` may be reused after this returns: the TCP frame and the batch slot are copies,
+   * and only dgram (which may send later) needs one made here.
+   */
   private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null): void {
     if (tcp) { if (!tcp.closed) tcp.sock.write(tcpFrame(buf, len)); return; }
     if (this.curBatch) { this.curBatch.sendReply(this.curSlot, buf, len); return; }
     const l = this.curDgram;
-    if (l) try { l.send(buf, 0, len, port, addr); } catch { /* listener closed (VIP released) */ }
+    if (l) try { l.send(Buffer.from(buf.subarray(0, len)), port, addr); } catch { /* listener closed (VIP released) */ }
   }
 
   private begin(q: Query): void {
