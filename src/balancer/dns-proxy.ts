@@ -39,6 +39,7 @@ import { createPolicy, hashString, type Policy, type PoolMember } from './policy
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
 import { BatchUdpSocket, batchSeq, META, useBatchUdp } from '../util/udp-batch.js';
+import { IdTable } from '../dns/id-table.js';
 
 /** A UDP listener: Node's dgram, or a batched native socket (util/udp-batch.ts, the fast path). */
 type UdpListener = dgram.Socket | BatchUdpSocket;
@@ -54,7 +55,7 @@ const MAX_TCP_CLIENT_OUTSTANDING = 64;
 const TICK_MS = 5;
 
 interface Channel {
-  readonly ids: Map<number, Attempt>;
+  readonly ids: IdTable<Attempt>;
   readonly backend: DnsBackend;
   send(msg: Buffer, len: number): void;
 }
@@ -106,7 +107,7 @@ class Attempt {
 }
 
 class UdpChannel implements Channel {
-  readonly ids = new Map<number, Attempt>();
+  readonly ids = new IdTable<Attempt>();
   constructor(readonly backend: DnsBackend, readonly sock: dgram.Socket | BatchUdpSocket) {}
   send(msg: Buffer, len: number): void {
     if (this.sock instanceof BatchUdpSocket) this.sock.sendConnected(msg, len);
@@ -116,7 +117,7 @@ class UdpChannel implements Channel {
 }
 
 class TcpChannel implements Channel {
-  readonly ids = new Map<number, Attempt>();
+  readonly ids = new IdTable<Attempt>();
   dead = false;
   answered = 0;
   readonly framer: TcpFramer;
@@ -587,11 +588,9 @@ export class DnsProxy {
     if (q.tcp) ch = this.pickTcp(b);
     else ch = b.pickUdp();
     if (ch === null) { this.attemptFailed(a, false); return true; }
-    let id = (Math.random() * 65536) | 0;
-    while (ch.ids.has(id)) id = (id + 1) & 0xffff;
+    const id = ch.ids.add(a);
     a.id = id;
     a.chan = ch;
-    ch.ids.set(id, a);
     writeId(q.msg, id);
     ch.send(q.msg, q.len);
     return true;

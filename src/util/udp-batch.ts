@@ -30,6 +30,7 @@ interface Addon {
   flush(h: Handle, n: number): number;
   sendTo(h: Handle, buf: Uint8Array, len: number, family: number, port: number, a0: number, a1: number, a2: number, a3: number): number;
   close(h: Handle): void;
+  idleThread(tid: number): number;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -54,6 +55,16 @@ function load(): Addon | null {
     addon = null;
   }
   return addon;
+}
+
+/**
+ * SCHED_IDLE for thread `tid` of this process through the addon: 0 or an errno, or null when
+ * the addon is not available (util/threads.ts then falls back to nice 19).
+ */
+export function idleThreadNative(tid: number): number | null {
+  if (process.platform !== 'linux') return null;
+  const a = load();
+  return a && typeof a.idleThread === 'function' ? a.idleThread(tid) : null;
 }
 
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */
@@ -82,13 +93,25 @@ export function udpIoStatus(): { mode: 'native' | 'dgram' } & typeof udpTotals {
 }
 
 /** Sockets with replies queued during the batch of another socket; flushed when it ends. */
-const dirty: BatchUdpSocket[] = [];
+/** (A count, not `length = 0`, which would drop the backing store and reallocate it per batch.) */
+const dirty: (BatchUdpSocket | null)[] = [];
+let dirtyN = 0;
 let depth = 0;
 let current: BatchUdpSocket | null = null;
 let seq = 0;
 
 /** Sequence number of the batch being dispatched, or -1 outside any batch. */
 export function batchSeq(): number { return depth > 0 ? seq : -1; }
+
+/**
+ * Copies data[0, len) to out[off…] without allocating: Buffer#copy and subarray both make a
+ * view object for a partial copy, once per datagram. DNS messages are mostly a few hundred
+ * bytes, where a plain loop is as fast as a native copy; longer ones take the native path.
+ */
+export function copyBytes(data: Uint8Array, len: number, out: Uint8Array, off: number): void {
+  if (len > 256) { out.set(len === data.length ? data : data.subarray(0, len), off); return; }
+  for (let i = 0; i < len; i++) out[off + i] = data[i]!;
+}
 
 export interface BindOptions {
   reuseAddr?: boolean;
@@ -192,9 +215,14 @@ export class BatchUdpSocket {
     }
     depth--;
     current = prev;
-    if (depth === 0 && dirty.length > 0) {
-      for (const s of dirty) { s.isDirty = false; if (s !== this) s.flushNow(); }
-      dirty.length = 0;
+    if (depth === 0 && dirtyN > 0) {
+      for (let k = 0; k < dirtyN; k++) {
+        const s = dirty[k]!;
+        dirty[k] = null;
+        s.isDirty = false;
+        if (s !== this) s.flushNow();
+      }
+      dirtyN = 0;
     }
     return this.closed ? 0 : this.take();
   };
@@ -237,13 +265,12 @@ export class BatchUdpSocket {
     if (this.outCount === this.slots) this.flushNow();
     const k = this.outCount++;
     const off = k * this.slotSize;
-    if (data instanceof Buffer) data.copy(this.outBuf, off, 0, len);
-    else this.outBuf.set(data.subarray(0, len), off);
+    copyBytes(data, len, this.outBuf, off);
     const m = k * META, meta = this.outMeta;
     meta[m] = len; meta[m + 1] = fam; meta[m + 2] = port;
     meta[m + 3] = a0; meta[m + 4] = a1; meta[m + 5] = a2; meta[m + 6] = a3;
     if (depth === 0) this.flushNow();
-    else if (this !== current && !this.isDirty) { this.isDirty = true; dirty.push(this); }
+    else if (this !== current && !this.isDirty) { this.isDirty = true; dirty[dirtyN++] = this; }
   }
 
   /** Sends to a literal address (parsed here: for the slow paths). */

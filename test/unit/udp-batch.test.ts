@@ -238,3 +238,16 @@ test('IPv6 text ↔ words round trip matches Node\'s canonical form', () => {
     assert.deepEqual(parseIp(back), w);
   }));
 });
+
+test('copyBytes copies exactly [0, len), short (loop) and long (native) alike', async () => {
+  const { copyBytes } = await import('../../src/util/udp-batch.js');
+  for (const n of [0, 1, 12, 255, 256, 257, 1500]) {
+    const src = Buffer.alloc(n + 10);
+    for (let i = 0; i < src.length; i++) src[i] = (i * 7 + 3) & 0xff;
+    const out = Buffer.alloc(n + 40, 0xee);
+    copyBytes(src, n, out, 20);
+    assert.deepEqual(out.subarray(20, 20 + n), src.subarray(0, n), `len ${n}`);
+    assert.ok(out.subarray(0, 20).every((b) => b === 0xee), `len ${n}: bytes before touched`);
+    assert.ok(out.subarray(20 + n).every((b) => b === 0xee), `len ${n}: bytes after touched`);
+  }
+});
