@@ -6,9 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { startBalancer } from '../src/balancer/service.js';
 import { silentLog } from '../src/balancer/sockets.js';
+import { setHelperThreads } from '../src/util/threads.js';
 
 const section = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const bal = await startBalancer(section, { log: silentLog });
+// As the daemon does (node.helper_threads, default idle); HADNS_HELPER_THREADS=normal to compare.
+setHelperThreads(process.env.HADNS_HELPER_THREADS === 'normal' ? 'normal' : 'idle');
 process.stdout.write(`ready ${JSON.stringify(bal.addresses())}\n`);
 process.on('SIGTERM', () => {
   process.stderr.write(`${JSON.stringify(bal.stats())}\n`);

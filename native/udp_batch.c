@@ -24,6 +24,8 @@
  *   flush(handle, n) -> datagrams sent (the rest dropped: full send buffer, unreachable peer)
  *   sendTo(handle, buf, len, family, port, a0, a1, a2, a3) -> bytes or -errno   (one datagram)
  *   close(handle)
+ *   idleThread(tid) -> 0 or errno   SCHED_IDLE for one thread of this process (helper threads:
+ *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -468,6 +471,22 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t tid = arg_i32(env, argv[0]);
+  int r = EINVAL;
+  if (tid > 0) {
+    struct sched_param sp;
+    memset(&sp, 0, sizeof sp);
+    r = sched_setscheduler((pid_t)tid, SCHED_IDLE, &sp) == 0 ? 0 : errno;
+  }
+  napi_value out;
+  napi_create_int32(env, r, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
     { "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
@@ -477,6 +496,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "flush", NULL, js_flush, NULL, NULL, NULL, napi_default, NULL },
     { "sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+    { "idleThread", NULL, js_idle_thread, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -11,6 +11,7 @@ import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
 import { setUdpIoMode, udpIoStatus, useBatchUdp } from '../util/udp-batch.js';
+import { setHelperThreads } from '../util/threads.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 import { spawnVrrpEngine, type VrrpSupervisor } from '../vrrp/supervisor.js';
@@ -75,6 +76,9 @@ export class HadnsNode implements NodeView {
     try {
       if (!process.env.HADNS_UDP_IO) setUdpIoMode(config.node.udp_io);
       if (config.resolver || config.balancer) log.info({ udp_io: useBatchUdp() ? 'native' : 'dgram' }, 'UDP I/O of the DNS path');
+      const ht = setHelperThreads(config.node.helper_threads);
+      if (ht.error) log.warn({ error: ht.error }, 'helper threads: cannot lower their scheduling priority');
+      else if (ht.mode === 'idle') log.debug({ sched_idle: ht.idle, nice19: ht.niced }, 'helper threads moved out of the event loop\'s way');
       if (config.resolver) {
         node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
       }
