@@ -5,18 +5,22 @@
  *
  * - backends: two dnsmasq answering *.bench.test locally (--address), pinned with dnsperf to
  *   the client core;
- * - each balancer in turn is pinned alone to the server core (taskset), nginx with the
+ * - every balancer is pinned to the server core (taskset), nginx with the
  *   article's stream config (ports adapted, worker_processes 1: one core each);
  * - max throughput: dnsperf, 10k distinct names, -q outstanding, -l seconds;
+ * - all balancers are started first and measured in turn, round after round (nginx, hadns,
+ *   hadns + cache, dnsdist, nginx, …), so that the VM's noise, which drifts over tens of
+ *   seconds, falls on all of them alike;
  * - latency at a fixed rate (--rate, below every balancer's max): dnsperf -v per-query
- *   latencies → p50/p99, over --rounds runs merged (one run's p99 swings with this VM's noise);
+ *   latencies → p50/p99 over --rounds runs merged, and the median over rounds of p99 / nginx's
+ *   p99 in the same round;
  * - CPU per query at that fixed rate: the balancer's utime+stime (with its child processes: nginx's
  *   worker) from /proc around those runs. With two cores, dnsperf and both dnsmasq backends share
  *   the client core and saturate it near 40k q/s whatever the balancer, so max q/s measures the
  *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
- *        [--rounds 3] [--cpu-quota 0.3] [--only NAME]
+ *        [--rounds 5] [--cpu-quota 0.3] [--only NAME]
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -40,7 +44,7 @@ const { values: o } = parseArgs({
     'server-cpu': { type: 'string', default: '1' },
     'client-cpu': { type: 'string', default: '0' },
     only: { type: 'string', default: '' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     'cpu-quota': { type: 'string', default: '0' },
   },
 });
@@ -84,16 +88,20 @@ function treeTicks(root: number): number {
  */
 const QUOTA = Number(o['cpu-quota']);
 const CGROUP = `/sys/fs/cgroup/cpu/hadns-bench-${process.pid}`;
-function limitCpu(root: number): void {
+const cgroups: string[] = [];
+/** Moves balancer `root` (and its children) into a cgroup of its own, `i`, with the quota. */
+function limitCpu(root: number, i: number): void {
   if (!(QUOTA > 0)) return;
-  if (!existsSync(CGROUP)) {
-    mkdirSync(CGROUP);
+  const CG = `${CGROUP}-${i}`;
+  if (!existsSync(CG)) {
+    mkdirSync(CG);
+    cgroups.push(CG);
     // The kernel's smallest quota is 1 ms: the period is 1 ms / F (3.3 ms for 0.3), short enough
     // that the queries arriving while a balancer is throttled fit its socket buffer.
-    writeFileSync(`${CGROUP}/cpu.cfs_period_us`, String(Math.round(1000 / QUOTA)));
-    writeFileSync(`${CGROUP}/cpu.cfs_quota_us`, '1000');
+    writeFileSync(`${CG}/cpu.cfs_period_us`, String(Math.round(1000 / QUOTA)));
+    writeFileSync(`${CG}/cpu.cfs_quota_us`, '1000');
   }
-  for (const pid of processTree(root).keys()) writeFileSync(`${CGROUP}/cgroup.procs`, String(pid));
+  for (const pid of processTree(root).keys()) writeFileSync(`${CG}/cgroup.procs`, String(pid));
 }
 const log = (s: string) => process.stderr.write(s + '\n');
 const NGINX = '/usr/sbin/nginx';
@@ -210,34 +218,46 @@ async function main(): Promise<void> {
       } });
     } else log('dnsdist not installed: skipped');
 
-    const rows: { name: string; max: PerfResult; fixed: PerfResult; usPerQuery: number; usAtMax: number }[] = [];
-    for (const t of targets) {
+    // All balancers run side by side (each idle while another is measured) and the rounds
+    // interleave: nginx, hadns, hadns + cache, dnsdist, then again. This VM's background noise
+    // comes and goes over tens of seconds; back-to-back blocks per balancer turned it into a bias.
+    const live: { name: string; p: ChildProcess; port: number; max?: PerfResult; usAtMax: number; runs: PerfResult[]; ticks: number }[] = [];
+    for (const [i, t] of targets.entries()) {
       if (o.only && !t.name.includes(o.only)) continue;
       log(`${t.name}: starting`);
       const { p, port } = await t.start();
-      limitCpu(p.pid!);
-      // warm (and, with a cache, fill it)
-      dnsperf(port, qfile, ['-n', '1']);
-      const m0 = treeTicks(p.pid!);
-      const max = dnsperf(port, qfile, []);
-      const usAtMax = ((treeTicks(p.pid!) - m0) / CLK_TCK) * 1e6 / (max.sent - max.lost);
-      log(`${t.name}: max ${max.qps.toFixed(0)} q/s, lost ${max.lost}/${max.sent}, ${usAtMax.toFixed(1)} µs CPU/query`);
-      const t0 = treeTicks(p.pid!);
-      const runs: PerfResult[] = [];
-      // Under a CPU quota the fixed rate may exceed what a balancer gets: latency is measured without one.
-      for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) runs.push(dnsperf(port, qfile, ['-Q', String(RATE)], true));
-      const answered = runs.reduce((a, x) => a + x.sent - x.lost, 0);
-      const usPerQuery = ((treeTicks(p.pid!) - t0) / CLK_TCK) * 1e6 / answered;
-      const lat = runs.flatMap((x) => x.latencies ?? []).sort((a, b) => a - b);
+      limitCpu(p.pid!, i);
+      dnsperf(port, qfile, ['-n', '1']); // warm (and, with a cache, fill it)
+      live.push({ name: t.name, p, port, usAtMax: NaN, runs: [], ticks: 0 });
+    }
+    for (const x of live) {
+      const m0 = treeTicks(x.p.pid!);
+      x.max = dnsperf(x.port, qfile, []);
+      x.usAtMax = ((treeTicks(x.p.pid!) - m0) / CLK_TCK) * 1e6 / (x.max.sent - x.max.lost);
+      log(`${x.name}: max ${x.max.qps.toFixed(0)} q/s, lost ${x.max.lost}/${x.max.sent}, ${x.usAtMax.toFixed(1)} µs CPU/query`);
+    }
+    // Under a CPU quota the fixed rate may exceed what a balancer gets: latency is measured without one.
+    for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) {
+      for (const x of live) {
+        const t0 = treeTicks(x.p.pid!);
+        const run = dnsperf(x.port, qfile, ['-Q', String(RATE)], true);
+        x.ticks += treeTicks(x.p.pid!) - t0;
+        x.runs.push(run);
+        log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost}`);
+      }
+    }
+    const rows = live.map((x) => {
+      const runs = x.runs;
+      const answered = runs.reduce((a, y) => a + y.sent - y.lost, 0);
+      const lat = runs.flatMap((y) => y.latencies ?? []).sort((a, b) => a - b);
       const fixed: PerfResult = {
-        qps: runs.reduce((a, x) => a + x.qps, 0) / runs.length, sent: runs.reduce((a, x) => a + x.sent, 0),
-        lost: runs.reduce((a, x) => a + x.lost, 0), avgMs: NaN,
+        qps: runs.reduce((a, y) => a + y.qps, 0) / Math.max(1, runs.length), sent: runs.reduce((a, y) => a + y.sent, 0),
+        lost: runs.reduce((a, y) => a + y.lost, 0), avgMs: NaN,
         p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)],
       };
-      log(`${t.name}: at ${RATE} q/s (${ROUNDS} runs) p50 ${fixed.p50?.toFixed(3)} ms p99 ${fixed.p99?.toFixed(3)} ms lost ${fixed.lost}, ${usPerQuery.toFixed(1)} µs CPU/query`);
-      rows.push({ name: t.name, max, fixed, usPerQuery, usAtMax });
-      await stop(p);
-    }
+      return { name: x.name, max: x.max!, fixed, runs, usPerQuery: (x.ticks / CLK_TCK) * 1e6 / answered, usAtMax: x.usAtMax };
+    });
+    for (const x of live) await stop(x.p);
     for (const b of backends) await stop(b);
     const base = rows.find((r) => r.name.startsWith('nginx'));
     const ratio = (v: number, b?: number) => (b ? `${(v / b).toFixed(2)}×` : '–');
@@ -247,14 +267,22 @@ async function main(): Promise<void> {
       for (const r of rows) console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.usAtMax.toFixed(1)} |`);
       return;
     }
-    console.log(`| balancer (1 core) | max q/s | vs nginx | lost at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    // Per round: this balancer's p99 over nginx's p99 of the same round (adjacent in time).
+    const roundRatios = (r: (typeof rows)[number]): string => {
+      if (!base || r === base) return '–';
+      const q = r.runs.map((x, k) => (x.p99 ?? NaN) / (base.runs[k]?.p99 ?? NaN)).filter(Number.isFinite).sort((a, b) => a - b);
+      if (!q.length) return '–';
+      const med = q[Math.floor(q.length / 2)]!;
+      return `${med.toFixed(2)}× (${q.filter((v) => v <= 1).length}/${q.length} ≤ 1)`;
+    };
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx | p99 vs nginx per round: median |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} |`);
+      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    if (existsSync(CGROUP)) try { rmdirSync(CGROUP); } catch (e) { log(`cannot remove ${CGROUP}: ${(e as Error).message}`); }
+    for (const cg of cgroups) try { rmdirSync(cg); } catch (e) { log(`cannot remove ${cg}: ${(e as Error).message}`); }
   }
 }
 
