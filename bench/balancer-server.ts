@@ -10,8 +10,8 @@ import { setHelperThreads } from '../src/util/threads.js';
 
 const section = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const bal = await startBalancer(section, { log: silentLog });
-// As the daemon does (node.helper_threads, default idle); HADNS_HELPER_THREADS=normal to compare.
-setHelperThreads(process.env.HADNS_HELPER_THREADS === 'normal' ? 'normal' : 'idle');
+// node.helper_threads as the daemon has it (default normal); HADNS_HELPER_THREADS=idle to compare.
+setHelperThreads(process.env.HADNS_HELPER_THREADS === 'idle' ? 'idle' : 'normal');
 process.stdout.write(`ready ${JSON.stringify(bal.addresses())}\n`);
 process.on('SIGTERM', () => {
   process.stderr.write(`${JSON.stringify(bal.stats())}\n`);

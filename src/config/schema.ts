@@ -163,10 +163,11 @@ export const configSchema = z.strictObject({
       + 'native: batched recvmmsg/sendmmsg through the addon built by npm install (Linux; fails at start without it). '
       + 'dgram: Node\'s own UDP sockets, one system call and one callback per datagram (slower; the fallback). '
       + 'auto: native when the addon loads, else dgram. The environment variable HADNS_UDP_IO overrides it.'),
-    helper_threads: z.enum(['idle', 'normal']).default('idle').describe(
+    helper_threads: z.enum(['idle', 'normal']).default('normal').describe(
       'Scheduling of the daemon\'s helper threads (V8\'s garbage-collector and compiler workers, libuv\'s file pool; Linux). '
-      + 'idle: SCHED_IDLE (nice 19 without the native addon), so they run only when the CPU has nothing else to do and '
-      + 'never take the core from the event loop that answers queries. normal: as Node starts them. Applied at start.'),
+      + 'normal: as Node starts them. idle: SCHED_IDLE (nice 19 without the native addon), so they run only when the CPU '
+      + 'has nothing else to do and never take the core from the event loop; but a saturated daemon then pays for its '
+      + 'garbage collection on the main thread (-30% throughput with the balancer cache on a CPU quota). Applied at start.'),
   }).prefault({}).describe('The node.'),
   log: logSchema.describe('Logging.'),
   resolver: resolverSchema.optional().describe('The resolver service (dnsmasq\'s role). Absent: no resolver.'),

@@ -1,13 +1,18 @@
 /**
- * Keeps the process's helper threads out of the event loop's way.
+ * node.helper_threads: optionally keeps the process's helper threads out of the event loop's way.
  *
  * Node runs V8's garbage-collector and compiler workers and libuv's file/DNS pool as threads of
- * the daemon. Under CFS they compete with the main thread as equals: on the balancer bench a
- * helper that woke for concurrent marking or a parallel scavenge took the core from the event
- * loop for 2–4 ms, and every query that arrived meanwhile waited (a wire trace put most of the
- * balancer's p99 excess over nginx there). Under SCHED_IDLE a helper runs only when the core has
- * nothing else to do, and a waking main thread always preempts it; V8 does not depend on its
- * helpers (the main thread finishes a collection itself when it must), so nothing stalls.
+ * the daemon, competing with the main thread as equals. While the balancer still allocated per
+ * query, `perf sched` showed a helper woken for concurrent marking or a parallel scavenge taking
+ * the core from the event loop for 2–4 ms while queries queued. Under SCHED_IDLE (`idle`) a
+ * helper runs only when the core has nothing else to do and a waking main thread always
+ * preempts it.
+ *
+ * Why it is not the default: once the per-query path stopped allocating, helpers rarely wake at
+ * all and `idle` no longer changed the balancer's p99 (six interleaved runs each: median p99
+ * 1.46 ms idle, 1.45 ms normal). And a saturated daemon then waits on starved helpers: the
+ * balancer with its cache, on a 0.3-core CPU quota, served 36–42k q/s with `idle` (nice 19:
+ * 40–45k) against 57–60k with `normal`.
  *
  * Linux only; the policy comes from the udp_batch addon, or nice 19 (os.setPriority on the
  * thread id) without it. New helpers (libuv starts its pool on first use) are picked up by a
