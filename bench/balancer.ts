@@ -136,7 +136,8 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
 
-interface PerfResult { qps: number; lost: number; sent: number; avgMs: number; p50?: number; p99?: number; latencies?: number[] }
+/** `failed`: answers other than NOERROR (a balancer that gives up answers SERVFAIL rather than nothing). */
+interface PerfResult { qps: number; lost: number; failed: number; sent: number; avgMs: number; p50?: number; p99?: number; latencies?: number[] }
 
 function dnsperf(port: number, file: string, extra: string[], verbose = false): PerfResult {
   const args = ['-c', CCPU, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(DURATION), '-c', '8', '-q', '500', '-t', '2', ...extra];
@@ -149,6 +150,9 @@ function dnsperf(port: number, file: string, extra: string[], verbose = false): 
     sent: num(/Queries sent:\s+(\d+)/),
     lost: num(/Queries lost:\s+(\d+)/),
     avgMs: num(/Average Latency \(s\):\s+([\d.]+)/) * 1000,
+    // "Response codes:       NOERROR 99811 (99.99%), SERVFAIL 12 (0.01%)"
+    failed: [...(/Response codes:\s+(.*)/.exec(out)?.[1] ?? '').matchAll(/([A-Z]+) (\d+)/g)]
+      .filter((m) => m[1] !== 'NOERROR').reduce((a, m) => a + Number(m[2]), 0),
   };
   if (verbose) {
     // verbose lines: "> NOERROR n1.bench.test A 0.000123"
@@ -234,7 +238,7 @@ async function main(): Promise<void> {
       const m0 = treeTicks(x.p.pid!);
       x.max = dnsperf(x.port, qfile, []);
       x.usAtMax = ((treeTicks(x.p.pid!) - m0) / CLK_TCK) * 1e6 / (x.max.sent - x.max.lost);
-      log(`${x.name}: max ${x.max.qps.toFixed(0)} q/s, lost ${x.max.lost}/${x.max.sent}, ${x.usAtMax.toFixed(1)} µs CPU/query`);
+      log(`${x.name}: max ${x.max.qps.toFixed(0)} q/s, lost ${x.max.lost}/${x.max.sent}, not NOERROR ${x.max.failed}, ${x.usAtMax.toFixed(1)} µs CPU/query`);
     }
     // Under a CPU quota the fixed rate may exceed what a balancer gets: latency is measured without one.
     for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) {
@@ -243,7 +247,7 @@ async function main(): Promise<void> {
         const run = dnsperf(x.port, qfile, ['-Q', String(RATE)], true);
         x.ticks += treeTicks(x.p.pid!) - t0;
         x.runs.push(run);
-        log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost}`);
+        log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost} not NOERROR ${run.failed}`);
       }
     }
     const rows = live.map((x) => {
@@ -252,7 +256,7 @@ async function main(): Promise<void> {
       const lat = runs.flatMap((y) => y.latencies ?? []).sort((a, b) => a - b);
       const fixed: PerfResult = {
         qps: runs.reduce((a, y) => a + y.qps, 0) / Math.max(1, runs.length), sent: runs.reduce((a, y) => a + y.sent, 0),
-        lost: runs.reduce((a, y) => a + y.lost, 0), avgMs: NaN,
+        lost: runs.reduce((a, y) => a + y.lost, 0), failed: runs.reduce((a, y) => a + y.failed, 0), avgMs: NaN,
         p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)],
       };
       return { name: x.name, max: x.max!, fixed, runs, usPerQuery: (x.ticks / CLK_TCK) * 1e6 / answered, usAtMax: x.usAtMax };
@@ -262,9 +266,9 @@ async function main(): Promise<void> {
     const base = rows.find((r) => r.name.startsWith('nginx'));
     const ratio = (v: number, b?: number) => (b ? `${(v / b).toFixed(2)}×` : '–');
     if (QUOTA > 0) {
-      console.log(`| balancer (${QUOTA} of a core) | max q/s | vs nginx | lost at max | CPU µs/query at max |`);
+      console.log(`| balancer (${QUOTA} of a core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max |`);
       console.log('|---|---:|---:|---:|---:|');
-      for (const r of rows) console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.usAtMax.toFixed(1)} |`);
+      for (const r of rows) console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} |`);
       return;
     }
     // Per round: this balancer's p99 over nginx's p99 of the same round (adjacent in time).
@@ -275,10 +279,10 @@ async function main(): Promise<void> {
       const med = q[Math.floor(q.length / 2)]!;
       return `${med.toFixed(2)}× (${q.filter((v) => v <= 1).length}/${q.length} ≤ 1)`;
     };
-    console.log(`| balancer (1 core) | max q/s | vs nginx | lost at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx | p99 vs nginx per round: median |`);
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx | p99 vs nginx per round: median |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost}/${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
+      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
