@@ -15,7 +15,7 @@ function policy(tid: number): number {
   return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[38]);
 }
 
-test('helper threads go SCHED_IDLE; the event loop thread does not', { skip: process.platform !== 'linux' && 'Linux only' }, () => {
+test('helper threads go SCHED_IDLE; the event loop thread does not', () => {
   const helpers = readdirSync('/proc/self/task').map(Number).filter((t) => t !== process.pid);
   assert.ok(helpers.length >= 2, `expected V8 helper threads, found ${helpers.length}`);
   const before = policy(process.pid);
