@@ -84,6 +84,12 @@ static ub_t *get_ub(napi_env env, napi_value v) {
   return (ub_t *)p;
 }
 
+static napi_value ret_i32(napi_env env, int32_t v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
+
 static int32_t arg_i32(napi_env env, napi_value v) {
   int32_t x = 0;
   napi_get_value_int32(env, v, &x);
@@ -231,9 +237,7 @@ static napi_value js_local_port(napi_env env, napi_callback_info info) {
   socklen_t len = sizeof sa;
   int port = -1;
   if (!s->closed && getsockname(s->fd, (struct sockaddr *)&sa, &len) == 0) port = ntohs(sa.sin6_port); /* same offset in sockaddr_in */
-  napi_value r;
-  napi_create_int32(env, port, &r);
-  return r;
+  return ret_i32(env, port);
 }
 
 /* connect(handle, family, port, a0, a1, a2, a3): the kernel then drops datagrams from anyone else. */
@@ -247,9 +251,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   struct sockaddr_in6 sa;
   socklen_t len = to_sockaddr(arg_i32(env, argv[1]), arg_i32(env, argv[2]), a, &sa);
   int rc = s->closed ? EBADF : (len && connect(s->fd, (struct sockaddr *)&sa, len) == 0 ? 0 : errno);
-  napi_value r;
-  napi_create_int32(env, rc, &r);
-  return r;
+  return ret_i32(env, rc);
 }
 
 /* Sends out slots [0, n); returns how many went out. A datagram the kernel refuses (full send
@@ -420,9 +422,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
   if (!s) return NULL;
   int n = arg_i32(env, argv[1]);
   int sent = (s->closed || !s->out_buf || n <= 0) ? 0 : flush_out(s, n);
-  napi_value r;
-  napi_create_int32(env, sent, &r);
-  return r;
+  return ret_i32(env, sent);
 }
 
 /* sendTo(handle, buf, len, family, port, a0, a1, a2, a3) */
@@ -453,9 +453,7 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
     while (r < 0 && errno == EINTR);
     if (r < 0) r = -errno;
   }
-  napi_value out;
-  napi_create_int32(env, (int32_t)r, &out);
-  return out;
+  return ret_i32(env, (int32_t)r);
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
@@ -482,9 +480,7 @@ static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
     memset(&sp, 0, sizeof sp);
     r = sched_setscheduler((pid_t)tid, SCHED_IDLE, &sp) == 0 ? 0 : errno;
   }
-  napi_value out;
-  napi_create_int32(env, r, &out);
-  return out;
+  return ret_i32(env, r);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
