@@ -20,7 +20,9 @@
  *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
- *        [--rounds 5] [--cpu-quota 0.3] [--only NAME]
+ *        [--rounds 5] [--cpu-quota 0.3] [--only NAME] [--relay-off-too]
+ * --relay-off-too adds hadns without the reply relay (HADNS_REPLY_RELAY=0: every backend answer
+ * through JS) to the same interleaved rounds, to measure what the relay is worth.
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -46,6 +48,7 @@ const { values: o } = parseArgs({
     only: { type: 'string', default: '' },
     rounds: { type: 'string', default: '5' },
     'cpu-quota': { type: 'string', default: '0' },
+    'relay-off-too': { type: 'boolean', default: false },
   },
 });
 const DURATION = Number(o.duration);
@@ -119,8 +122,8 @@ async function waitAnswering(port: number, what: string, p: ChildProcess): Promi
 }
 
 const children: ChildProcess[] = [];
-function run(cpu: string, cmd: string, args: string[]): ChildProcess {
-  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(cpu: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   p.stdout!.resume();
   let err = '';
   p.stderr!.on('data', (d) => { err += d; if (err.length > 10_000) err = err.slice(-5000); });
@@ -196,19 +199,21 @@ async function main(): Promise<void> {
         return { p, port };
       } });
     } else log('nginx with the stream module not installed: skipped (apt-get install -y nginx-light libnginx-mod-stream)');
-    const hadns = (cache: boolean) => async () => {
+    const hadns = (cache: boolean, relay = true) => async () => {
       const port = await freePort();
-      const cfg = join(dir, `hadns-${cache}.json`);
+      const cfg = join(dir, `hadns-${cache}-${relay}.json`);
       writeFileSync(cfg, JSON.stringify({ services: [{
         name: 'dns', mode: 'dns', listen: [`udp://127.0.0.1:${port}`],
         pool: { backends: bports.map((b) => ({ address: `127.0.0.1:${b}` })) },
         health_check: { name: 'n1.bench.test' }, cache: { enabled: cache, size: 20_000 },
       }] }));
-      const p = run(SCPU, process.execPath, [join(root, 'dist/bench/balancer-server.js'), cfg]);
+      const p = run(SCPU, process.execPath, [join(root, 'dist/bench/balancer-server.js'), cfg],
+        relay ? process.env : { ...process.env, HADNS_REPLY_RELAY: '0' });
       await waitAnswering(port, 'hadns', p);
       return { p, port };
     };
     targets.push({ name: 'hadns DNS mode', start: hadns(false) });
+    if (o['relay-off-too']) targets.push({ name: 'hadns DNS mode, relay off', start: hadns(false, false) });
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {
       targets.push({ name: 'dnsdist (no cache)', start: async () => {

@@ -26,6 +26,27 @@
  *   close(handle)
  *   idleThread(tid) -> 0 or errno   SCHED_IDLE for one thread of this process (helper threads:
  *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
+ *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
+ *   relay(handle, route, claim, ring, tag)   the reply relay, below
+ *
+ * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
+ * largest share of the balancer's user-space CPU per query, and CPU per query is what its p99
+ * follows. So for an upstream socket with the relay on, the plain case is answered here: a
+ * response whose ID has a route entry, whose query is still unclaimed, whose question is the one
+ * we sent (same bytes, ASCII case aside) and whose RCODE is not SERVFAIL/REFUSED gets the
+ * client's ID back and goes out of the listener to the client in the same wake-up, without JS.
+ * Everything else (retries, fallbacks, the cache, TCP, strays) still goes to JS, which stays the
+ * owner of every query: it writes the route entries, and it finishes relayed queries from the
+ * completion ring the next time it runs. The only DNS this file knows is the 12-byte header and
+ * a byte compare of the question; it is a hint table, and every miss is JS's job as before.
+ *   route (Int32Array, cap * RW ints, cap a power of two; entry at id & (cap - 1)), written by JS
+ *     before the query is sent: [id + 1, qidx, qgen, listener index, family, port, a0..a3,
+ *     client ID, question end, question length (-1; set here when the query leaves), 0,
+ *     then QINL bytes: the question as sent, copied here in flush_out]
+ *   claim (Int32Array, per query index): JS keeps the live query's generation there; the relay
+ *     answers only while it matches, and sets -1 (claimed) when it answers.
+ *   ring (Float64Array): [produced, consumed (JS), clock offset ms, capacity, 0, 0, 0, 0,
+ *     records of 6: tag, upstream ID, qidx, qgen, receive time (JS clock, ms), 0]
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -45,6 +66,24 @@
 #define MAX_SLOTS 256
 /* Batches per wake-up before yielding to the rest of the event loop (timers, other sockets). */
 #define MAX_ROUNDS 16
+/* Socket registry (route entries name the listener by number); numbers are never reused. */
+#define REG_MAX 16384
+/* Route entry: RW ints, the question inline from int R_Q on (QINL bytes). */
+#define RW 32
+#define R_ID 0
+#define R_QIDX 1
+#define R_QGEN 2
+#define R_LIS 3
+#define R_FAM 4
+#define R_PORT 5
+#define R_A 6
+#define R_CID 10
+#define R_QE 11
+#define R_QLEN 12
+#define R_Q 14
+#define QINL ((RW - R_Q) * 4)
+#define RING_HDR 8
+#define RING_REC 6
 
 typedef struct {
   int fd;
@@ -64,7 +103,19 @@ typedef struct {
   /* Inside the JS callback: close() then defers dropping the callback and its async context
    * (napi_make_callback is still using them) until the callback has returned. */
   int in_cb, release_pending;
+  int index;
+  /* Reply relay (see the header): shared tables, owned by JS, kept alive by rrefs. */
+  int relay, tag;
+  int32_t *route, *claim;
+  uint32_t route_mask, claim_cap;
+  double *ring;
+  napi_ref rrefs[3];
+  /* Out slots this socket holds for relayed answers, flushed at the end of the wake-up. */
+  int relay_out;
 } ub_t;
+
+static ub_t *reg[REG_MAX];
+static int reg_next = 0;
 
 static napi_value throw_errno(napi_env env, const char *what, int e) {
   char msg[256];
@@ -106,11 +157,15 @@ static void release_refs(ub_t *s) {
   for (int i = 0; i < 4; i++) if (s->refs[i]) { napi_delete_reference(s->env, s->refs[i]); s->refs[i] = NULL; }
   if (s->cb) { napi_delete_reference(s->env, s->cb); s->cb = NULL; }
   if (s->actx) { napi_async_destroy(s->env, s->actx); s->actx = NULL; }
+  for (int i = 0; i < 3; i++) if (s->rrefs[i]) { napi_delete_reference(s->env, s->rrefs[i]); s->rrefs[i] = NULL; }
+  s->relay = 0;
 }
 
 static void shut(ub_t *s) {
   if (s->closed) return;
   s->closed = 1;
+  s->relay = 0;
+  if (s->index >= 0 && s->index < REG_MAX && reg[s->index] == s) reg[s->index] = NULL;
   if (s->polling) uv_poll_stop(&s->poll);
   s->polling = 0;
   close(s->fd);
@@ -211,6 +266,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->family = family == 6 ? 6 : 4;
   s->env = env;
+  s->index = reg_next < REG_MAX ? reg_next++ : -1;
+  if (s->index >= 0) reg[s->index] = s;
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   uv_poll_init(loop, &s->poll, fd);
@@ -254,6 +311,85 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   return ret_i32(env, rc);
 }
 
+/* A query leaving a relay socket: keep its question in its route entry, to check the answer by. */
+static void note_question(ub_t *s, const uint8_t *p, int len) {
+  int id = (p[0] << 8) | p[1];
+  int32_t *e = s->route + (size_t)((uint32_t)id & s->route_mask) * RW;
+  if (e[R_ID] != id + 1) return;
+  int qe = e[R_QE];
+  if (qe < 12 || qe - 12 > QINL || len < qe) { e[R_QLEN] = -1; return; }
+  memcpy((uint8_t *)(e + R_Q), p + 12, (size_t)(qe - 12));
+  e[R_QLEN] = qe - 12;
+}
+
+static int flush_out(ub_t *s, int n);
+
+/* Listeners holding relayed answers during one wake-up. */
+#define MAX_TOUCHED 32
+static ub_t *touched[MAX_TOUCHED];
+static int ntouched = 0;
+
+static void flush_touched(void) {
+  for (int i = 0; i < ntouched; i++) {
+    ub_t *l = touched[i];
+    if (!l->closed && l->relay_out > 0) flush_out(l, l->relay_out);
+    l->relay_out = 0;
+  }
+  ntouched = 0;
+}
+
+static int ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
+
+/* Answers received datagram p[0, len) of relay socket s to its client if it is the plain case
+ * (see the header); 1 when it did. Listener out slots are free here: JS flushes every slot it
+ * queues before it returns to the event loop, and this runs only from the event loop. */
+static int try_relay(ub_t *s, uint8_t *p, int len) {
+  if (len < 12 || !(p[2] & 0x80)) return 0;
+  int rc = p[3] & 0x0f;
+  if (rc == 2 || rc == 5 || p[4] != 0 || p[5] != 1) return 0;
+  int id = (p[0] << 8) | p[1];
+  int32_t *e = s->route + (size_t)((uint32_t)id & s->route_mask) * RW;
+  if (e[R_ID] != id + 1) return 0;
+  int32_t qidx = e[R_QIDX];
+  if (qidx < 0 || (uint32_t)qidx >= s->claim_cap || s->claim[qidx] != e[R_QGEN] || e[R_QGEN] < 0) return 0;
+  int qe = e[R_QE], ql = e[R_QLEN];
+  if (ql < 0 || ql != qe - 12 || len < qe) return 0;
+  const uint8_t *q = (const uint8_t *)(e + R_Q);
+  for (int i = 0; i < ql; i++) {
+    int x = p[12 + i], y = q[i];
+    if (x != y && ascii_lower(x) != ascii_lower(y)) return 0;
+  }
+  int li = e[R_LIS];
+  ub_t *l = li >= 0 && li < REG_MAX ? reg[li] : NULL;
+  if (!l || l->closed || !l->out_buf || len > l->slot_size) return 0;
+  double *ring = s->ring;
+  double head = ring[0], cap = ring[3];
+  if (cap < 1 || head - ring[1] >= cap) return 0; /* JS is behind: let it see this one itself */
+  if (l->relay_out == 0) {
+    if (ntouched == MAX_TOUCHED) flush_touched();
+    touched[ntouched++] = l;
+  } else if (l->relay_out == l->slots) {
+    flush_out(l, l->relay_out);
+    l->relay_out = 0;
+  }
+  s->claim[qidx] = -1;
+  e[R_ID] = 0;
+  int k = l->relay_out++;
+  uint8_t *out = l->out_buf + (size_t)k * (size_t)l->slot_size;
+  memcpy(out, p, (size_t)len);
+  out[0] = (uint8_t)((uint32_t)e[R_CID] >> 8);
+  out[1] = (uint8_t)e[R_CID];
+  int32_t *m = l->out_meta + k * META;
+  m[0] = len; m[1] = e[R_FAM]; m[2] = e[R_PORT];
+  m[3] = e[R_A]; m[4] = e[R_A + 1]; m[5] = e[R_A + 2]; m[6] = e[R_A + 3]; m[7] = 0;
+  double *r = ring + RING_HDR + (size_t)((uint64_t)head % (uint64_t)cap) * RING_REC;
+  r[0] = s->tag; r[1] = id; r[2] = qidx; r[3] = e[R_QGEN];
+  r[4] = (double)uv_hrtime() / 1e6 - ring[2];
+  r[5] = 0;
+  ring[0] = head + 1;
+  return 1;
+}
+
 /* Sends out slots [0, n); returns how many went out. A datagram the kernel refuses (full send
  * buffer, ICMP error pending) is skipped: UDP may drop, the rest of the batch must not wait. */
 static int flush_out(ub_t *s, int n) {
@@ -273,6 +409,7 @@ static int flush_out(ub_t *s, int n) {
     socklen_t nl = to_sockaddr(m[1], m[2], m + 3, &s->sname[i]);
     h->msg_name = nl ? &s->sname[i] : NULL;
     h->msg_namelen = nl;
+    if (s->relay && len >= 12) note_question(s, (const uint8_t *)s->siov[i].iov_base, len);
   }
   int sent = 0, k = 0;
   while (k < n) {
@@ -361,10 +498,20 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       continue;
     }
     if (n == 0) break;
+    int relayed = 0;
     for (int i = 0; i < n; i++) {
       int32_t *m = s->in_meta + i * META;
       m[0] = (s->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->rmsg[i].msg_len;
       from_sockaddr(&s->rname[i], m);
+      if (s->relay && m[0] > 0 && try_relay(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0])) {
+        m[0] = -2; /* answered here; JS skips the slot */
+        relayed++;
+      }
+    }
+    if (ntouched > 0) flush_touched();
+    if (relayed == n) {
+      if (n < s->slots) break;
+      continue;
     }
     napi_open_handle_scope(env, &scope);
     call_js(s, n, &outs);
@@ -469,6 +616,54 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_index(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  ub_t *s = get_ub(env, argv[0]);
+  if (!s) return NULL;
+  return ret_i32(env, s->index);
+}
+
+/* relay(handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag) */
+static napi_value js_relay(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  ub_t *s = get_ub(env, argv[0]);
+  if (!s) return NULL;
+  if (s->closed) { napi_throw_error(env, NULL, "socket closed"); return NULL; }
+  if (s->relay) { napi_throw_error(env, NULL, "relay already on"); return NULL; }
+  void *p[3];
+  size_t count[3];
+  const napi_typedarray_type want[3] = { napi_int32_array, napi_int32_array, napi_float64_array };
+  for (int i = 0; i < 3; i++) {
+    napi_typedarray_type t;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, argv[1 + i], &t, &count[i], &p[i], &ab, &off) != napi_ok || t != want[i]) {
+      napi_throw_type_error(env, NULL, "relay(route: Int32Array, claim: Int32Array, ring: Float64Array, tag)");
+      return NULL;
+    }
+  }
+  size_t cap = count[0] / RW;
+  double *ring = p[2];
+  if (cap < 1 || (cap & (cap - 1)) || count[0] != cap * RW || count[1] < 1 || count[1] > 0x7fffffff
+      || count[2] < RING_HDR + RING_REC || ring[3] < 1 || RING_HDR + (size_t)ring[3] * RING_REC > count[2]) {
+    napi_throw_range_error(env, NULL, "relay: bad table sizes");
+    return NULL;
+  }
+  for (int i = 0; i < 3; i++) napi_create_reference(env, argv[1 + i], 1, &s->rrefs[i]);
+  s->route = p[0];
+  s->route_mask = (uint32_t)cap - 1;
+  s->claim = p[1];
+  s->claim_cap = (uint32_t)count[1];
+  s->ring = ring;
+  s->tag = arg_i32(env, argv[4]);
+  s->relay = 1;
+  return NULL;
+}
+
 static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -493,6 +688,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "idleThread", NULL, js_idle_thread, NULL, NULL, NULL, napi_default, NULL },
+    { "index", NULL, js_index, NULL, NULL, NULL, napi_default, NULL },
+    { "relay", NULL, js_relay, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

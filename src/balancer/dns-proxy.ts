@@ -40,6 +40,7 @@ import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, 
 import { splitHostPort } from './config.js';
 import { BatchUdpSocket, batchSeq, META, useBatchUdp } from '../util/udp-batch.js';
 import { IdTable } from '../dns/id-table.js';
+import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
 
 /** A UDP listener: Node's dgram, or a batched native socket (util/udp-batch.ts, the fast path). */
 type UdpListener = dgram.Socket | BatchUdpSocket;
@@ -62,6 +63,8 @@ interface Channel {
 
 class Query {
   gen = 0;
+  /** Index in the proxy's pool (names the query in the reply relay's tables). */
+  constructor(readonly idx: number) {}
   /** The query's bytes, [0, len): the client's datagram copied into `own`. */
   msg!: Buffer;
   /**
@@ -108,6 +111,8 @@ class Attempt {
 
 class UdpChannel implements Channel {
   readonly ids = new IdTable<Attempt>();
+  /** The reply relay's route table for this socket (relay.ts), or null: every answer through JS. */
+  route: Int32Array | null = null;
   constructor(readonly backend: DnsBackend, readonly sock: dgram.Socket | BatchUdpSocket) {}
   send(msg: Buffer, len: number): void {
     if (this.sock instanceof BatchUdpSocket) this.sock.sendConnected(msg, len);
@@ -236,6 +241,8 @@ export interface DnsServiceStats {
   answers: number;
   /** Answers served from the frontend cache. */
   cacheHits: number;
+  /** Backend answers the reply relay sent on to clients without entering JS (included in answers). */
+  relayed: number;
   /** Extra attempts (hedges after timeouts, retries after SERVFAIL/REFUSED/errors). */
   retries: number;
   /** SERVFAIL sent by the balancer itself (every attempt failed or the budget ran out). */
@@ -258,6 +265,12 @@ export class DnsProxy {
   private readonly info = new QueryInfo();
   private readonly scratch = Buffer.allocUnsafe(65536);
   private readonly qPool: Query[] = [];
+  /** Every Query ever made, by idx (the relay's completions name them so). */
+  private readonly queries: Query[] = [];
+  /** The reply relay (relay.ts): plain backend answers go to clients from the addon. */
+  private relay: RelayTables | null = null;
+  private claim: Int32Array | null = null;
+  private readonly relayChans: UdpChannel[] = [];
   private readonly aPool: Attempt[] = [];
   private readonly deadlines = new GenFifo<Query>();
   private readonly udpListeners: UdpListener[] = [];
@@ -278,7 +291,7 @@ export class DnsProxy {
   private liveAttempts = 0;
   private closed = false;
   private readonly probeMsg: Buffer;
-  private readonly stat = { queries: 0, answers: 0, cacheHits: 0, retries: 0, servfail: 0, formerr: 0, dropped: 0, stray: 0 };
+  private readonly stat = { queries: 0, answers: 0, relayed: 0, cacheHits: 0, retries: 0, servfail: 0, formerr: 0, dropped: 0, stray: 0 };
 
   constructor(private readonly opts: DnsProxyOptions) {
     this.svc = opts.service;
@@ -306,6 +319,11 @@ export class DnsProxy {
   async start(): Promise<Bound[]> {
     try {
       const batch = useBatchUdp();
+      // The relay answers from the upstream sockets' wake-ups; the cache must see every answer.
+      if (batch && !this.cache && relayWanted(this.clock)) {
+        this.relay = new RelayTables();
+        this.claim = this.relay.claim;
+      }
       for (const b of this.backends) {
         if (b.local) continue;
         for (let i = 0; i < this.svc.udp.sockets_per_backend; i++) {
@@ -315,6 +333,11 @@ export class DnsProxy {
             sock.onMessage = (m) => this.onUpstreamAnswer(ch, m);
             sock.onError = (errno) => this.onUpstreamError(b, new Error(`socket error ${errno}`));
             sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling an answer');
+            if (this.relay) {
+              ch.route = RelayTables.newRoute();
+              sock.enableRelay(ch.route, this.relay.claim, this.relay.ring, this.relayChans.length);
+              this.relayChans.push(ch);
+            }
             sock.start();
             b.udp.push(ch);
             continue;
@@ -437,6 +460,7 @@ export class DnsProxy {
   // ---------------------------------------------------------------- client side
 
   private onUdpQuery(listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.takeRelayed();
     this.stat.queries++;
     if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
     this.curBatch = null;
@@ -449,6 +473,7 @@ export class DnsProxy {
 
   /** The fast path: a query from a batched listener (`msg` is valid during this call only). */
   private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, addr: string, port: number, slot: number): void {
+    this.takeRelayed();
     this.stat.queries++;
     if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
     this.curBatch = listener;
@@ -510,7 +535,11 @@ export class DnsProxy {
       }
     }
     if (this.liveQueries >= MAX_LIVE_QUERIES) { this.stat.dropped++; return null; }
-    const q = this.qPool.pop() ?? new Query();
+    let q = this.qPool.pop();
+    if (q === undefined) {
+      q = new Query(this.queries.length);
+      this.queries.push(q);
+    }
     // Copied: retries need it after the datagram's buffer (a batch slot) has been reused.
     if (msg.length > q.own.length) q.own = Buffer.allocUnsafeSlow(msg.length);
     msg.copy(q.own, 0);
@@ -553,6 +582,7 @@ export class DnsProxy {
   }
 
   private begin(q: Query): void {
+    if (this.claim !== null && q.idx < RELAY_QUERIES) this.claim[q.idx] = q.gen;
     q.start = this.clock.now();
     this.liveQueries++;
     this.deadlines.push(q);
@@ -591,6 +621,10 @@ export class DnsProxy {
     const id = ch.ids.add(a);
     a.id = id;
     a.chan = ch;
+    const route = (ch as UdpChannel).route;
+    if (route != null && q.blistener !== null && q.idx < RELAY_QUERIES && q.blistener.index >= 0) {
+      RelayTables.write(route, id, q.idx, q.gen, q.blistener.index, q.fam, q.port, q.a0, q.a1, q.a2, q.a3, q.clientId, q.questionEnd);
+    }
     writeId(q.msg, id);
     ch.send(q.msg, q.len);
     return true;
@@ -629,6 +663,7 @@ export class DnsProxy {
   // ---------------------------------------------------------------- backend side
 
   private onUpstreamAnswer(ch: Channel, msg: Buffer): void {
+    this.takeRelayed();
     const b = ch.backend;
     if (msg.length < HEADER_LEN || !isResponse(msg)) { this.stat.stray++; return; }
     const a = ch.ids.get(readId(msg));
@@ -692,7 +727,8 @@ export class DnsProxy {
       c.outstanding--;
       if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
     }
-    q.gen++;
+    q.gen = (q.gen + 1) & 0x3fffffff; // stays a positive int32: the relay's claim table holds it
+    if (this.claim !== null && q.idx < RELAY_QUERIES) this.claim[q.idx] = IDLE;
     q.fallback = null;
     q.tcp = null;
     q.listener = null;
@@ -701,10 +737,39 @@ export class DnsProxy {
     this.qPool.push(q);
   }
 
+  /** The attempt's query while it still waits for an answer (not answered, not claimed by the relay). */
   private liveQuery(a: Attempt): Query | null {
     const q = a.q;
-    return q !== null && q.gen === a.qgen ? q : null;
+    if (q === null || q.gen !== a.qgen) return null;
+    return this.claim !== null && q.idx < RELAY_QUERIES && this.claim[q.idx] === CLAIMED ? null : q;
   }
+
+  /** Finishes the queries the relay answered since JS last ran (cheap when there are none). */
+  private takeRelayed(): void {
+    if (this.relay !== null && this.relay.pending()) this.relay.drain(this.onRelayed);
+  }
+
+  /**
+   * A query the relay answered (from its completion ring): the bookkeeping onUpstreamAnswer and
+   * complete() do for an answer that came through JS.
+   */
+  private readonly onRelayed = (tag: number, id: number, qidx: number, qgen: number, t: number): void => {
+    const q = this.queries[qidx];
+    if (q === undefined || q.gen !== qgen) return; // cannot happen: JS does not finish a claimed query
+    const ch = this.relayChans[tag];
+    const a = ch?.ids.get(id);
+    if (a !== undefined && a.q === q && a.qgen === qgen) {
+      const b = a.backend;
+      b.stats.answers++;
+      if (b.health.success(t, Math.max(0, t - a.sentAt))) this.logState(b, t);
+      this.releaseAttempt(a);
+    }
+    (ch?.sock as BatchUdpSocket | undefined)?.countRelayed(1, 0);
+    q.blistener?.countRelayed(0, 1);
+    this.stat.answers++;
+    this.stat.relayed++;
+    this.finish(q);
+  };
 
   /** Unregisters an attempt (answered, expired or its channel died) and recycles it. */
   private releaseAttempt(a: Attempt): void {
@@ -782,6 +847,7 @@ export class DnsProxy {
   }
 
   private tick(): void {
+    this.takeRelayed();
     const now = this.clock.now();
     for (const b of this.backends) {
       // Hedge: attempts older than the backend's adaptive timeout get a second backend.
@@ -884,6 +950,7 @@ export class DnsProxy {
   // ---------------------------------------------------------------- status, close
 
   stats(): DnsServiceStats {
+    this.takeRelayed();
     const now = this.clock.now();
     return {
       name: this.name, mode: 'dns', ...this.stat, live: this.liveQueries,

@@ -31,6 +31,8 @@ interface Addon {
   sendTo(h: Handle, buf: Uint8Array, len: number, family: number, port: number, a0: number, a1: number, a2: number, a3: number): number;
   close(h: Handle): void;
   idleThread(tid: number): number;
+  index(h: Handle): number;
+  relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -133,6 +135,8 @@ export class BatchUdpSocket {
   /** Exceptions thrown by onMessage are caught (the batch goes on) and reported here. */
   onException: (e: unknown) => void = () => {};
   readonly stats = { batches: 0, received: 0, truncated: 0, sent: 0, dropped: 0 };
+  /** This socket's number in the addon's registry (-1: none; then no relay can name it). */
+  readonly index: number;
   /** Meta of the received batch: META ints per slot (len, family, port, a0..a3). */
   readonly inMeta: Int32Array;
   private readonly a: Addon;
@@ -154,6 +158,7 @@ export class BatchUdpSocket {
     this.family = family;
     this.address = address;
     this.port = a.localPort(h);
+    this.index = typeof a.index === 'function' ? a.index(h) : -1;
     this.slots = opts.slots ?? DEFAULT_SLOTS;
     this.slotSize = opts.slotSize ?? DEFAULT_SLOT_SIZE;
     this.inBuf = Buffer.alloc(this.slots * this.slotSize);
@@ -188,6 +193,23 @@ export class BatchUdpSocket {
     return this;
   }
 
+  /**
+   * Turns the reply relay on for this (upstream) socket: plain answers are sent on to clients by
+   * the addon (src/balancer/relay.ts has the tables). Throws where the addon predates it.
+   */
+  enableRelay(route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void {
+    if (typeof this.a.relay !== 'function') throw new Error('udp_batch addon without relay (npm run build:native)');
+    this.a.relay(this.h, route, claim, ring, tag);
+  }
+
+  /** Counts datagrams the addon received and answered through the relay (never seen by onMessage). */
+  countRelayed(received: number, sent: number): void {
+    this.stats.received += received;
+    this.stats.sent += sent;
+    udpTotals.received += received;
+    udpTotals.sent += sent;
+  }
+
   private readonly onBatch = (n: number): number => {
     if (n < 0) {
       try { this.onError(-n); } catch (e) { this.onException(e); }
@@ -205,7 +227,11 @@ export class BatchUdpSocket {
     for (let i = 0; i < n && !this.closed; i++) {
       const m = i * META;
       const len = meta[m];
-      if (len < 0) { this.stats.truncated++; udpTotals.oversized++; continue; }
+      if (len < 0) {
+        if (len === -2) { this.stats.received--; udpTotals.received--; continue; } // relayed: counted when JS takes its completion
+        this.stats.truncated++; udpTotals.oversized++;
+        continue;
+      }
       const off = i * size;
       try {
         this.onMessage(this.inBuf.subarray(off, off + len), this.addressAt(m), meta[m + 2], i);
