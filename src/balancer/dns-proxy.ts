@@ -53,7 +53,8 @@ export const MAX_LIVE_QUERIES = 100_000;
 const MAX_IDS_PER_SOCKET = 30_000;
 /** Queries in flight per TCP client connection before reading from it pauses. */
 const MAX_TCP_CLIENT_OUTSTANDING = 64;
-const TICK_MS = 5;
+/** Re-check interval while queries are live but no attempt has a deadline (rare: between states). */
+const IDLE_TICK_MS = 50;
 
 interface Channel {
   readonly ids: IdTable<Attempt>;
@@ -286,7 +287,11 @@ export class DnsProxy {
   private readonly maxTries: number;
   private readonly budget: number;
   private readonly hardMs: number;
+  /** The deadline timer: armed for the earliest deadline in flight (see tick()). */
   private timer: NodeJS.Timeout | null = null;
+  /** When `timer` fires (clock ms; Infinity when none is armed). */
+  private timerAt = Infinity;
+  private readonly onTimer = (): void => { this.timer = null; this.timerAt = Infinity; this.tick(); };
   private liveQueries = 0;
   private liveAttempts = 0;
   private closed = false;
@@ -586,7 +591,6 @@ export class DnsProxy {
     q.start = this.clock.now();
     this.liveQueries++;
     this.deadlines.push(q);
-    this.ensureTimer();
     if (!this.dispatch(q)) this.fail(q);
   }
 
@@ -613,6 +617,9 @@ export class DnsProxy {
     this.liveAttempts++;
     b.soft.push(a);
     b.hard.push(a);
+    // Its hedge deadline comes first of its deadlines (timeout ≤ query_max ≤ the budget).
+    const due = now + b.health.latency.timeout();
+    if (due < this.timerAt) this.arm(due, now);
     if (b.local) { this.callLocal(a, q); return true; }
     let ch: Channel | null;
     if (q.tcp) ch = this.pickTcp(b);
@@ -842,8 +849,16 @@ export class DnsProxy {
 
   // ---------------------------------------------------------------- timers
 
-  private ensureTimer(): void {
-    if (this.timer === null && !this.closed) this.timer = setInterval(() => this.tick(), TICK_MS);
+  /**
+   * Arms the deadline timer for `due`. One timer at the earliest deadline in flight, not a fixed
+   * tick: at 10k q/s a 5 ms interval cost ~1 µs of CPU per query (3% of the balancer's CPU) to
+   * find nothing due, because almost every attempt is answered long before its deadline.
+   */
+  private arm(due: number, now: number): void {
+    if (this.closed) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = setTimeout(this.onTimer, Math.max(0, Math.ceil(due - now)));
   }
 
   private tick(): void {
@@ -876,12 +891,24 @@ export class DnsProxy {
       this.deadlines.shift();
       this.fail(q);
     }
-    if (this.liveAttempts === 0 && this.liveQueries === 0 && this.timer !== null) {
-      clearInterval(this.timer);
-      this.timer = null;
+    if (this.liveAttempts === 0 && this.liveQueries === 0) {
       for (const b of this.backends) { b.soft.clear(); b.hard.clear(); }
       this.deadlines.clear();
+      return;
     }
+    // Next: the earliest deadline among the heads (dead entries were skipped by peek).
+    let next = Infinity;
+    for (const b of this.backends) {
+      const s = b.soft.peek();
+      if (s !== undefined) next = Math.min(next, s.sentAt + b.health.latency.timeout());
+      const h = b.hard.peek();
+      if (h !== undefined) next = Math.min(next, h.sentAt + this.hardMs);
+    }
+    const q = this.deadlines.peek();
+    if (q !== undefined) next = Math.min(next, q.start + this.budget);
+    // Live but nothing queued (a relayed query not yet taken, a local call in progress): look again soon.
+    if (next === Infinity) next = now + IDLE_TICK_MS;
+    if (next < this.timerAt) this.arm(next, now);
   }
 
   // ---------------------------------------------------------------- active health
@@ -964,8 +991,9 @@ export class DnsProxy {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.timerAt = Infinity;
     for (const b of this.backends) {
       if (b.probeTimer) clearInterval(b.probeTimer);
       if (b.probeTimeout) clearTimeout(b.probeTimeout);
