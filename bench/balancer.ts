@@ -20,7 +20,7 @@
  *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
- *        [--rounds 5] [--cpu-quota 0.3] [--only NAME] [--relay-off-too]
+ *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too]
  * --relay-off-too adds hadns without the reply relay (HADNS_REPLY_RELAY=0: every backend answer
  * through JS) to the same interleaved rounds, to measure what the relay is worth.
  * Prints a markdown table on stdout; progress on stderr.
@@ -232,7 +232,7 @@ async function main(): Promise<void> {
     // comes and goes over tens of seconds; back-to-back blocks per balancer turned it into a bias.
     const live: { name: string; p: ChildProcess; port: number; max?: PerfResult; usAtMax: number; runs: PerfResult[]; ticks: number }[] = [];
     for (const [i, t] of targets.entries()) {
-      if (o.only && !t.name.includes(o.only)) continue;
+      if (o.only && !new RegExp(o.only).test(t.name)) continue;
       log(`${t.name}: starting`);
       const { p, port } = await t.start();
       limitCpu(p.pid!, i);
