@@ -780,7 +780,12 @@ export class DnsProxy {
 
   /** Unregisters an attempt (answered, expired or its channel died) and recycles it. */
   private releaseAttempt(a: Attempt): void {
-    if (a.chan) a.chan.ids.delete(a.id);
+    if (a.chan) {
+      a.chan.ids.delete(a.id);
+      // A released attempt's answer is a stray for JS: the relay must not take it either.
+      const route = (a.chan as UdpChannel).route;
+      if (route != null) RelayTables.forget(route, a.id);
+    }
     const q = this.liveQuery(a);
     if (q) q.live--;
     a.backend.active--;

@@ -67,6 +67,12 @@ export class RelayTables {
     route[e + R_QLEN] = -1; // set by the addon when the query actually leaves
   }
 
+  /** Drops the route of upstream ID `id` (its attempt was released: an answer to it is a stray). */
+  static forget(route: Int32Array, id: number): void {
+    const e = (id & (ROUTE_SLOTS - 1)) * ROUTE_INTS;
+    if (route[e + R_ID] === id + 1) route[e + R_ID] = 0;
+  }
+
   /** Completions not yet taken by JS. */
   pending(): boolean { return this.ring[0] !== this.ring[1]; }
 

@@ -146,6 +146,38 @@ test('what the relay leaves to JS: SERVFAIL is retried elsewhere, a long name an
   assert.ok(s.retries >= 1);
 });
 
+test('an answer to an attempt JS already gave up on is a stray, not relayed', async () => {
+  // A answers SERVFAIL at once and, 30 ms later, NOERROR under the same ID; the query has been
+  // retried on B by then, which answers after 100 ms. The client must get B's answer.
+  const mk = async (fn: (s: dgram.Socket, m: Buffer, r: dgram.RemoteInfo) => void): Promise<number> => {
+    const s = dgram.createSocket('udp4');
+    sockets.push(s);
+    s.bind(0, '127.0.0.1');
+    await once(s, 'listening');
+    s.on('message', (m, r) => fn(s, m, r));
+    return s.address().port;
+  };
+  const reply = (m: Buffer, rcode: number, data: string): Buffer => {
+    const q = dnsPacket.decode(m);
+    return dnsPacket.encode({ type: 'response', id: q.id, flags: rcode, questions: q.questions,
+      answers: rcode ? [] : [{ type: 'A', name: q.questions![0].name, ttl: 60, data }] });
+  };
+  const a = await mk((s, m, r) => {
+    s.send(reply(m, 2, ''), r.port, r.address);
+    setTimeout(() => s.send(reply(m, 0, '192.0.2.10'), r.port, r.address), 30);
+  });
+  const b = await mk((s, m, r) => { setTimeout(() => s.send(reply(m, 0, '192.0.2.20'), r.port, r.address), 100); });
+  const conf = svc([a, b], { timeouts: { query_initial: 300, query_min: 300, query_max: 400 } });
+  conf.pool!.backends![0]!.weight = 100; // the first attempt goes to A
+  const { bal, port } = await start(conf);
+  const got = await ask(port, [query('late.relay.test', 'A', 7001)], 400);
+  assert.equal(got.length, 1);
+  assert.equal((got[0].answers![0] as { data: string }).data, '192.0.2.20', 'B\'s answer, not A\'s late one');
+  const x = st(bal);
+  assert.equal(x.relayed, 1, 'B\'s answer was relayed');
+  assert.equal(x.stray, 1, 'A\'s late answer was dropped');
+});
+
 test('a backend answering for a query with the wrong question cannot get it relayed', async () => {
   // A liar: answers with the right ID and another name.
   const s = dgram.createSocket('udp4');
