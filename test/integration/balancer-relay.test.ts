@@ -73,13 +73,13 @@ async function shapedBackend(): Promise<{ port: number; seen: string[] }> {
 }
 
 /** Sends each query from one client socket and collects every datagram that comes back within `ms`. */
-async function ask(port: number, qs: Buffer[], ms = 300): Promise<Got[]> {
-  const c = dgram.createSocket('udp4');
-  c.bind(0, '127.0.0.1');
+async function ask(port: number, qs: Buffer[], ms = 300, host = '127.0.0.1'): Promise<Got[]> {
+  const c = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  c.bind(0, host);
   await once(c, 'listening');
   const got: Got[] = [];
   c.on('message', (m) => got.push({ ...dnsPacket.decode(m), rcode: rcodeOf(m) }));
-  for (const q of qs) c.send(q, port, '127.0.0.1');
+  for (const q of qs) c.send(q, port, host);
   await new Promise((r) => setTimeout(r, ms));
   c.close();
   return got;
@@ -104,6 +104,14 @@ test('plain answers are relayed by the addon, counted once, and their queries fi
     assert.ok(x.latencyMs > 0 && x.latencyMs < 100, `latency sample taken (${x.latencyMs} ms)`);
   }
   assert.equal(s.stray, 0);
+});
+
+test('an IPv6 client on an IPv6 listener gets its relayed answer', async () => {
+  const a = await shapedBackend();
+  const { bal, port } = await start(svc([a.port], { listen: ['udp://[::1]:0'] }));
+  const got = await ask(port, [query('v6.relay.test', 'A', 4101), query('v6b.relay.test', 'A', 4102)], 300, '::1');
+  assert.deepEqual(got.map((m) => m.id).sort(), [4101, 4102]);
+  assert.equal(st(bal).relayed, 2);
 });
 
 test('HADNS_REPLY_RELAY=0 turns it off: the same answers, all through JS', async () => {
