@@ -135,6 +135,16 @@ static ub_t *get_ub(napi_env env, napi_value v) {
   return (ub_t *)p;
 }
 
+/* Reads a call's arguments (up to 9) and its handle argv[0]; NULL (with a JS exception) when the
+ * handle is bad or, with `open`, when the socket is closed. */
+static ub_t *ub_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, int open) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  ub_t *s = get_ub(env, argv[0]);
+  if (s && open && s->closed) { napi_throw_error(env, NULL, "socket closed"); return NULL; }
+  return s;
+}
+
 static napi_value ret_i32(napi_env env, int32_t v) {
   napi_value r;
   napi_create_int32(env, v, &r);
@@ -285,10 +295,8 @@ fail: {
 }
 
 static napi_value js_local_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 1, argv, 0);
   if (!s) return NULL;
   struct sockaddr_in6 sa;
   socklen_t len = sizeof sa;
@@ -299,10 +307,8 @@ static napi_value js_local_port(napi_env env, napi_callback_info info) {
 
 /* connect(handle, family, port, a0, a1, a2, a3): the kernel then drops datagrams from anyone else. */
 static napi_value js_connect(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 7, argv, 0);
   if (!s) return NULL;
   int32_t a[4] = { arg_i32(env, argv[3]), arg_i32(env, argv[4]), arg_i32(env, argv[5]), arg_i32(env, argv[6]) };
   struct sockaddr_in6 sa;
@@ -515,12 +521,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
 
 /* start(handle, inBuf, inMeta, outBuf, outMeta, slots, slotSize, cb) */
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 8, argv, 1);
   if (!s) return NULL;
-  if (s->closed) { napi_throw_error(env, NULL, "socket closed"); return NULL; }
   if (s->polling) { napi_throw_error(env, NULL, "already started"); return NULL; }
   int slots = arg_i32(env, argv[5]), slot_size = arg_i32(env, argv[6]);
   if (slots < 1 || slots > MAX_SLOTS || slot_size < 512 || slot_size > 65536) { napi_throw_range_error(env, NULL, "bad slots/slotSize"); return NULL; }
@@ -566,10 +569,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_flush(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 2, argv, 0);
   if (!s) return NULL;
   int n = arg_i32(env, argv[1]);
   int sent = (s->closed || !s->out_buf || n <= 0) ? 0 : flush_out(s, n);
@@ -578,10 +579,8 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
 
 /* sendTo(handle, buf, len, family, port, a0, a1, a2, a3) */
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 9, argv, 0);
   if (!s) return NULL;
   void *data;
   size_t cap;
@@ -608,10 +607,8 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 1, argv, 0);
   if (!s) return NULL;
   if (!s->closed) {
     if (s->in_cb) s->release_pending = 1; else release_refs(s);
@@ -621,22 +618,17 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_index(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 1, argv, 0);
   if (!s) return NULL;
   return ret_i32(env, s->index);
 }
 
 /* relay(handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag) */
 static napi_value js_relay(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  ub_t *s = get_ub(env, argv[0]);
+  ub_t *s = ub_args(env, info, 5, argv, 1);
   if (!s) return NULL;
-  if (s->closed) { napi_throw_error(env, NULL, "socket closed"); return NULL; }
   if (s->relay) { napi_throw_error(env, NULL, "relay already on"); return NULL; }
   void *p[3];
   size_t count[3];
