@@ -30,8 +30,8 @@
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
  *
  * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
- * largest share of the balancer's user-space CPU per query, and CPU per query is what its p99
- * follows. So for an upstream socket with the relay on, the plain case is answered here: a
+ * largest share of the balancer's user-space CPU per query (1-3.7 µs of ~42 at 10k q/s). So for
+ * an upstream socket with the relay on, the plain case is answered here: a
  * response whose ID has a route entry, whose query is still unclaimed, whose question is the one
  * we sent (same bytes, ASCII case aside) and whose RCODE is not SERVFAIL/REFUSED gets the
  * client's ID back and goes out of the listener to the client in the same wake-up, without JS.

@@ -3,7 +3,7 @@
  * layout). A backend's plain answer (the question we sent, RCODE not SERVFAIL/REFUSED, query not
  * answered yet) is sent on to the client by the addon in the wake-up that received it, without
  * entering JS: entering JS per answer was the biggest share of the balancer's user-space CPU per
- * query, and its p99 latency follows CPU per query (bench/balancer.md).
+ * query (1–3.7 µs of ~42 at 10k q/s; README, "Balancer vs nginx stream").
  *
  * JS stays the owner of every query. The DNS proxy (dns-proxy.ts) writes a route entry before it
  * sends an attempt, keeps each live query's generation in `claim`, and finishes relayed queries
