@@ -123,6 +123,20 @@ export function createMetrics(view: NodeView): Metrics {
   counter('hadns_balancer_dropped_total', 'Queries or datagrams dropped per balancer service.', ['service', 'mode'],
     (st) => balancerServices(st.balancer).map((svc) => [{ service: svc.name, mode: svc.mode }, svc.dropped ?? svc.rejected ?? 0]));
 
+  const dnsSvc = (st: NodeStatus) => balancerServices(st.balancer).filter((svc) => svc.answers !== undefined);
+  counter('hadns_balancer_dns_answers_total', 'DNS-mode answers per service and path: relay (backend answer sent on by the addon), cache (frontend cache), proxy (backend answer through JS).',
+    ['service', 'path'], (st) => dnsSvc(st).flatMap((svc): [Labels, number][] => {
+      const relay = svc.relayed ?? 0, cache = svc.cacheHits ?? 0;
+      return [[{ service: svc.name, path: 'relay' }, relay], [{ service: svc.name, path: 'cache' }, cache],
+        [{ service: svc.name, path: 'proxy' }, Math.max(0, svc.answers! - relay - cache)]];
+    }));
+  counter('hadns_balancer_dns_retries_total', 'DNS mode: extra attempts (hedges after a timeout, retries after SERVFAIL/REFUSED/errors).', ['service'],
+    (st) => dnsSvc(st).map((svc) => [{ service: svc.name }, svc.retries ?? 0]));
+  counter('hadns_balancer_dns_servfail_total', 'DNS mode: SERVFAIL the balancer answered itself (every attempt failed or the budget ran out).', ['service'],
+    (st) => dnsSvc(st).map((svc) => [{ service: svc.name }, svc.servfail ?? 0]));
+  counter('hadns_balancer_dns_stray_total', 'DNS mode: backend answers that matched no query in flight (late, duplicate, wrong question).', ['service'],
+    (st) => dnsSvc(st).map((svc) => [{ service: svc.name }, svc.stray ?? 0]));
+
   // ---- VRRP (read from status().vrrp when the node runs it) ----
   const vi = (st: NodeStatus) => vrrpInstances(st.vrrp);
   const viL = (v: { name: string; vrid: number }) => ({ instance: v.name, vrid: String(v.vrid) });

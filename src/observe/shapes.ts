@@ -28,6 +28,13 @@ export interface BalancerServiceLike {
   created?: number;
   dropped?: number;
   rejected?: number;
+  /** DNS mode: answers sent (relayed, from the cache and through JS all included), and how. */
+  answers?: number;
+  relayed?: number;
+  cacheHits?: number;
+  retries?: number;
+  servfail?: number;
+  stray?: number;
   backends: BackendLike[];
 }
 
@@ -67,7 +74,8 @@ export function balancerServices(b: unknown): BalancerServiceLike[] {
     }
     out.push({
       name: s.name, mode: str(s.mode) ?? 'unknown', queries: num(s.queries), accepted: num(s.accepted), created: num(s.created),
-      dropped: num(s.dropped), rejected: num(s.rejected), backends,
+      dropped: num(s.dropped), rejected: num(s.rejected), answers: num(s.answers), relayed: num(s.relayed),
+      cacheHits: num(s.cacheHits), retries: num(s.retries), servfail: num(s.servfail), stray: num(s.stray), backends,
     });
   }
   return out;
