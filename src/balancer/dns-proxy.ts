@@ -59,6 +59,8 @@ const IDLE_TICK_MS = 50;
 interface Channel {
   readonly ids: IdTable<Attempt>;
   readonly backend: DnsBackend;
+  /** The reply relay's route table for this socket (relay.ts), or null: every answer through JS. */
+  readonly route: Int32Array | null;
   send(msg: Buffer, len: number): void;
 }
 
@@ -112,7 +114,6 @@ class Attempt {
 
 class UdpChannel implements Channel {
   readonly ids = new IdTable<Attempt>();
-  /** The reply relay's route table for this socket (relay.ts), or null: every answer through JS. */
   route: Int32Array | null = null;
   constructor(readonly backend: DnsBackend, readonly sock: dgram.Socket | BatchUdpSocket) {}
   send(msg: Buffer, len: number): void {
@@ -124,6 +125,7 @@ class UdpChannel implements Channel {
 
 class TcpChannel implements Channel {
   readonly ids = new IdTable<Attempt>();
+  readonly route = null;
   dead = false;
   answered = 0;
   readonly framer: TcpFramer;
@@ -270,7 +272,6 @@ export class DnsProxy {
   private readonly queries: Query[] = [];
   /** The reply relay (relay.ts): plain backend answers go to clients from the addon. */
   private relay: RelayTables | null = null;
-  private claim: Int32Array | null = null;
   private readonly relayChans: UdpChannel[] = [];
   private readonly aPool: Attempt[] = [];
   private readonly deadlines = new GenFifo<Query>();
@@ -327,7 +328,6 @@ export class DnsProxy {
       // The relay answers from the upstream sockets' wake-ups; the cache must see every answer.
       if (batch && !this.cache && relayWanted(this.clock)) {
         this.relay = new RelayTables();
-        this.claim = this.relay.claim;
       }
       for (const b of this.backends) {
         if (b.local) continue;
@@ -465,7 +465,6 @@ export class DnsProxy {
   // ---------------------------------------------------------------- client side
 
   private onUdpQuery(listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.takeRelayed();
     this.stat.queries++;
     if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
     this.curBatch = null;
@@ -587,7 +586,7 @@ export class DnsProxy {
   }
 
   private begin(q: Query): void {
-    if (this.claim !== null && q.idx < RELAY_QUERIES) this.claim[q.idx] = q.gen;
+    if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = q.gen;
     q.start = this.clock.now();
     this.liveQueries++;
     this.deadlines.push(q);
@@ -628,8 +627,8 @@ export class DnsProxy {
     const id = ch.ids.add(a);
     a.id = id;
     a.chan = ch;
-    const route = (ch as UdpChannel).route;
-    if (route != null && q.blistener !== null && q.idx < RELAY_QUERIES && q.blistener.index >= 0) {
+    const route = ch.route;
+    if (route !== null && q.blistener !== null && q.idx < RELAY_QUERIES && q.blistener.index >= 0) {
       RelayTables.write(route, id, q.idx, q.gen, q.blistener.index, q.fam, q.port, q.a0, q.a1, q.a2, q.a3, q.clientId, q.questionEnd);
     }
     writeId(q.msg, id);
@@ -735,7 +734,7 @@ export class DnsProxy {
       if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
     }
     q.gen = (q.gen + 1) & 0x3fffffff; // stays a positive int32: the relay's claim table holds it
-    if (this.claim !== null && q.idx < RELAY_QUERIES) this.claim[q.idx] = IDLE;
+    if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = IDLE;
     q.fallback = null;
     q.tcp = null;
     q.listener = null;
@@ -748,7 +747,7 @@ export class DnsProxy {
   private liveQuery(a: Attempt): Query | null {
     const q = a.q;
     if (q === null || q.gen !== a.qgen) return null;
-    return this.claim !== null && q.idx < RELAY_QUERIES && this.claim[q.idx] === CLAIMED ? null : q;
+    return this.relay !== null && q.idx < RELAY_QUERIES && this.relay.claim[q.idx] === CLAIMED ? null : q;
   }
 
   /** Finishes the queries the relay answered since JS last ran (cheap when there are none). */
@@ -783,8 +782,7 @@ export class DnsProxy {
     if (a.chan) {
       a.chan.ids.delete(a.id);
       // A released attempt's answer is a stray for JS: the relay must not take it either.
-      const route = (a.chan as UdpChannel).route;
-      if (route != null) RelayTables.forget(route, a.id);
+      if (a.chan.route !== null) RelayTables.forget(a.chan.route, a.id);
     }
     const q = this.liveQuery(a);
     if (q) q.live--;
