@@ -30,7 +30,7 @@ import { existsSync, mkdtempSync, rmSync, rmdirSync, writeFileSync, mkdirSync, r
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import net from 'node:net';
 import { once } from 'node:events';
 import { freePort } from '../src/util/net.js';
@@ -39,18 +39,17 @@ import { probeDns } from '../src/node/health.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
 const root = join(here, isTs ? '..' : '../..');
-const { values: o } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '8' },
-    rate: { type: 'string', default: '10000' },
-    'server-cpu': { type: 'string', default: '1' },
-    'client-cpu': { type: 'string', default: '0' },
-    only: { type: 'string', default: '' },
-    rounds: { type: 'string', default: '5' },
-    'cpu-quota': { type: 'string', default: '0' },
-    'relay-off-too': { type: 'boolean', default: false },
-  },
-});
+const o = benchArgs({
+  duration: { type: 'string', default: '8' },
+  rate: { type: 'string', default: '10000' },
+  'server-cpu': { type: 'string', default: '1' },
+  'client-cpu': { type: 'string', default: '0' },
+  only: { type: 'string', default: '' },
+  rounds: { type: 'string', default: '5' },
+  'cpu-quota': { type: 'string', default: '0' },
+  'relay-off-too': { type: 'boolean', default: false },
+}, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
+       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;

@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
 import net from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -31,18 +31,17 @@ const root = join(here, isTs ? '..' : '../..');
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-const { values: o } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '8' },
-    sizes: { type: 'string', default: '10000,50000' },
-    paths: { type: 'string', default: 'local,hit,miss' },
-    'rate-local': { type: 'string', default: '20000' },
-    'rate-hit': { type: 'string', default: '20000' },
-    'rate-miss': { type: 'string', default: '1000' },
-    'server-cpu': { type: 'string', default: '0' },
-    'client-cpu': { type: 'string', default: '1' },
-  },
-});
+const o = benchArgs({
+  duration: { type: 'string', default: '8' },
+  sizes: { type: 'string', default: '10000,50000' },
+  paths: { type: 'string', default: 'local,hit,miss' },
+  'rate-local': { type: 'string', default: '20000' },
+  'rate-hit': { type: 'string', default: '20000' },
+  'rate-miss': { type: 'string', default: '1000' },
+  'server-cpu': { type: 'string', default: '0' },
+  'client-cpu': { type: 'string', default: '1' },
+}, `usage: node dist/bench/resolver.js [--duration 8] [--sizes 10000,50000] [--paths local,hit,miss]
+       [--rate-local 20000] [--rate-hit 20000] [--rate-miss 1000] [--server-cpu 0] [--client-cpu 1]`);
 const DURATION = Number(o.duration);
 const SIZES = o.sizes!.split(',').map(Number);
 const PATHS = o.paths!.split(',') as Path[];

@@ -38,7 +38,7 @@ import { BackendHealth } from './health.js';
 import { createPolicy, hashString, type Policy, type PoolMember } from './policy.js';
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
-import { BatchUdpSocket, batchSeq, META, useBatchUdp } from '../util/udp-batch.js';
+import { BatchUdpSocket, batchSeq, copyBytes, META, useBatchUdp } from '../util/udp-batch.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
 
@@ -335,7 +335,7 @@ export class DnsProxy {
           if (batch) {
             const sock = BatchUdpSocket.connect(b.host, b.port);
             const ch = new UdpChannel(b, sock);
-            sock.onMessage = (m) => this.onUpstreamAnswer(ch, m);
+            sock.onSlot = (m, len) => this.onUpstreamAnswer(ch, m, len);
             sock.onError = (errno) => this.onUpstreamError(b, new Error(`socket error ${errno}`));
             sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling an answer');
             if (this.relay) {
@@ -349,7 +349,7 @@ export class DnsProxy {
           }
           const sock = await connectUdp(b.host, b.port);
           const ch = new UdpChannel(b, sock);
-          sock.on('message', (m) => this.onUpstreamAnswer(ch, m));
+          sock.on('message', (m) => this.onUpstreamAnswer(ch, m, m.length));
           sock.on('error', (e) => this.onUpstreamError(b, e));
           b.udp.push(ch);
         }
@@ -441,7 +441,7 @@ export class DnsProxy {
       if (useBatchUdp()) {
         // Throws "cannot listen on udp HOST:PORT: reason", as bindUdp does.
         const sock = BatchUdpSocket.bind(l.address, port, { reuseAddr: sibling, reusePort: l.reuseport });
-        sock.onMessage = (m, addr, p, slot) => this.onBatchQuery(sock, m, addr, p, slot);
+        sock.onSlot = (m, len, addr, p, slot) => this.onBatchQuery(sock, m, len, addr, p, slot);
         sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling a query');
         sock.start();
         this.udpListeners.push(sock);
@@ -469,21 +469,24 @@ export class DnsProxy {
     if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
     this.curBatch = null;
     this.curDgram = listener;
-    const q = this.accept(msg, rinfo.address, rinfo.port);
+    const q = this.accept(msg, msg.length, rinfo.address, rinfo.port);
     if (q === null) return;
     q.listener = listener;
     this.begin(q);
   }
 
-  /** The fast path: a query from a batched listener (`msg` is valid during this call only). */
-  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, addr: string, port: number, slot: number): void {
+  /**
+   * The fast path: a query from a batched listener, the first `len` bytes of the slot `msg`
+   * (valid during this call only).
+   */
+  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number): void {
     this.takeRelayed();
     this.stat.queries++;
-    if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
+    if (len < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
     this.curBatch = listener;
     this.curSlot = slot;
     this.curDgram = null;
-    const q = this.accept(msg, addr, port);
+    const q = this.accept(msg, len, addr, port);
     if (q === null) return;
     q.blistener = listener;
     const meta = listener.inMeta, m = slot * META;
@@ -501,7 +504,7 @@ export class DnsProxy {
     const framer = new TcpFramer((msg) => {
       this.stat.queries++;
       if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
-      const q = this.accept(msg, addr, port, c);
+      const q = this.accept(msg, msg.length, addr, port, c);
       if (q === null) return;
       q.tcp = c;
       c.outstanding++;
@@ -516,14 +519,14 @@ export class DnsProxy {
 
   /**
    * Scans a query; answers FORMERR / cache hits / overload directly (returning null) or returns
-   * a pooled Query holding the message.
+   * a pooled Query holding the message (the first `len` bytes of `msg`).
    */
-  private accept(msg: Buffer, addr: string, port: number, tcp: ClientConn | null = null): Query | null {
+  private accept(msg: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null = null): Query | null {
     const info = this.info;
-    if (scanMessage(msg, msg.length, info) < 0) {
+    if (scanMessage(msg, len, info) < 0) {
       this.stat.formerr++;
       const out = Buffer.allocUnsafe(HEADER_LEN);
-      const n = formErr(msg, msg.length, out);
+      const n = formErr(msg, len, out);
       this.sendRaw(out, n, addr, port, tcp);
       return null;
     }
@@ -545,10 +548,10 @@ export class DnsProxy {
       this.queries.push(q);
     }
     // Copied: retries need it after the datagram's buffer (a batch slot) has been reused.
-    if (msg.length > q.own.length) q.own = Buffer.allocUnsafeSlow(msg.length);
-    msg.copy(q.own, 0);
+    if (len > q.own.length) q.own = Buffer.allocUnsafeSlow(len);
+    copyBytes(msg, len, q.own, 0);
     q.msg = q.own;
-    q.len = msg.length;
+    q.len = len;
     // A UDP client never gets more than 4096 bytes from us (clientUdpLimit), so backends are not
     // asked for more either: a larger answer would not fit a batched socket's slot, and a
     // compliant backend now answers TC instead, which the client follows over TCP.
@@ -587,16 +590,16 @@ export class DnsProxy {
 
   private begin(q: Query): void {
     if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = q.gen;
-    q.start = this.clock.now();
+    const now = this.clock.now();
+    q.start = now;
     this.liveQueries++;
     this.deadlines.push(q);
-    if (!this.dispatch(q)) this.fail(q);
+    if (!this.dispatch(q, now)) this.fail(q);
   }
 
   /** Sends the query to one more backend; false when none is left (tries, budget, backends). */
-  private dispatch(q: Query): boolean {
+  private dispatch(q: Query, now: number = this.clock.now()): boolean {
     if (q.tries >= this.maxTries) return false;
-    const now = this.clock.now();
     if (q.tries > 0 && now - q.start >= this.budget) return false;
     const i = this.policy.pick(now, q.key, q.tried);
     if (i < 0) return false;
@@ -663,37 +666,38 @@ export class DnsProxy {
     if (b.health.success(now, now - a.sentAt)) this.logState(b, now);
     const q = this.liveQuery(a);
     this.releaseAttempt(a);
-    if (q) this.answer(q, b, copy);
+    if (q) this.answer(q, b, copy, copy.length);
   }
 
   // ---------------------------------------------------------------- backend side
 
-  private onUpstreamAnswer(ch: Channel, msg: Buffer): void {
+  /** An answer from a backend: the first `len` bytes of `msg` (a batch slot: valid during this call). */
+  private onUpstreamAnswer(ch: Channel, msg: Buffer, len: number): void {
     this.takeRelayed();
     const b = ch.backend;
-    if (msg.length < HEADER_LEN || !isResponse(msg)) { this.stat.stray++; return; }
+    if (len < HEADER_LEN || !isResponse(msg)) { this.stat.stray++; return; }
     const a = ch.ids.get(readId(msg));
     if (a === undefined) { this.stat.stray++; return; }
     const q = this.liveQuery(a);
     // Wrong question for this ID: not our answer (spoofing attempt or a confused server).
-    if (q !== null && !sameQuestion(msg, msg.length, q.msg, q.questionEnd)) { this.stat.stray++; return; }
+    if (q !== null && !sameQuestion(msg, len, q.msg, q.questionEnd)) { this.stat.stray++; return; }
     const now = this.clock.now();
     b.stats.answers++;
     if (b.health.success(now, now - a.sentAt)) this.logState(b, now);
     this.releaseAttempt(a);
-    if (q !== null) this.answer(q, b, msg);
+    if (q !== null) this.answer(q, b, msg, len);
   }
 
-  private answer(q: Query, b: DnsBackend, msg: Buffer): void {
+  private answer(q: Query, b: DnsBackend, msg: Buffer, len: number): void {
     const rc = rcodeOf(msg);
     if (rc === Rcode.SERVFAIL || rc === Rcode.REFUSED) {
       b.stats.servfail++;
       const retry = rc === Rcode.SERVFAIL ? this.svc.next_upstream.on_servfail : this.svc.next_upstream.on_refused;
       // Copied: an answer from a batched socket is a view of a slot the next batch reuses.
-      if (retry && this.dispatch(q)) { q.fallback = Buffer.from(msg); return; }
-      if (q.live > 0) { q.fallback = Buffer.from(msg); return; } // another attempt may still bring a real answer
+      if (retry && this.dispatch(q)) { q.fallback = Buffer.from(msg.subarray(0, len)); return; }
+      if (q.live > 0) { q.fallback = Buffer.from(msg.subarray(0, len)); return; } // another attempt may still bring a real answer
     }
-    this.complete(q, msg, msg.length);
+    this.complete(q, msg, len);
   }
 
   /** Sends the one answer the client gets and retires the query. */
@@ -826,7 +830,7 @@ export class DnsProxy {
       return best.ids.size < MAX_IDS_PER_SOCKET ? best : null;
     }
     const sock = net.connect({ host: b.host, port: b.port, noDelay: true });
-    const ch = new TcpChannel(b, sock, (c, m) => this.onUpstreamAnswer(c, m));
+    const ch = new TcpChannel(b, sock, (c, m) => this.onUpstreamAnswer(c, m, m.length));
     b.tcp.push(ch);
     sock.setTimeout(this.svc.timeouts.connect);
     sock.once('connect', () => sock.setTimeout(this.svc.tcp.idle));

@@ -12,6 +12,26 @@
  * bit, so every entry keeps a slot of its own. It is kept at most half full, so an ID is drawn
  * from at least half of the 65536 values, as random as the Map-and-retry it replaces.
  */
+import { randomFillSync } from 'node:crypto';
+
+/*
+ * IDs come from the OS CSPRNG, drawn in bulk: one getrandom per 4096 IDs and nothing allocated
+ * per draw. Math.random (xorshift128+) is predictable from a few of its outputs, which would hand
+ * an off-path spoofer the next IDs, and its double result is a heap number per call when the
+ * caller is not inlined.
+ */
+const ID_POOL = new Uint16Array(4096);
+let idPoolAt = ID_POOL.length;
+
+/** A uniformly random 16-bit value from the OS CSPRNG. */
+export function randomId16(): number {
+  if (idPoolAt === ID_POOL.length) {
+    randomFillSync(ID_POOL);
+    idPoolAt = 0;
+  }
+  return ID_POOL[idPoolAt++]!;
+}
+
 export class IdTable<T> {
   private vals: (T | null)[];
   private ids: Uint16Array;
@@ -31,12 +51,12 @@ export class IdTable<T> {
 
   /**
    * Registers `v` under a fresh random ID and returns the ID. The caller keeps `size` well under
-   * 32768 (the table never fills more than half of the ID space).
+   * 32768 (the table never fills more than half of the ID space). `draw` (16 bits) is for tests.
    */
-  add(v: T, random: number = Math.random()): number {
+  add(v: T, draw: number = randomId16()): number {
     if (this.n * 2 >= this.mask + 1 && this.mask < 65535) this.grow();
     if (this.n >= 32768) throw new RangeError('IdTable: more than 32768 IDs in flight');
-    let id = (random * 65536) & 0xffff;
+    let id = draw & 0xffff;
     while (this.vals[id & this.mask] !== null) id = (id + 1) & 0xffff;
     const s = id & this.mask;
     this.vals[s] = v;

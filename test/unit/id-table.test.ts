@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdTable } from '../../src/dns/id-table.js';
+import { IdTable, randomId16 } from '../../src/dns/id-table.js';
 import { GenFifo } from '../../src/balancer/sockets.js';
 
 test('IdTable: IDs are unique while in flight and map back to their entries', () => {
@@ -34,8 +34,8 @@ test('IdTable: entries survive growth; delete frees an ID; a stray ID finds noth
 
 test('IdTable: the same random draw walks to a free ID, not a used one', () => {
   const t = new IdTable<number>(16);
-  const a = t.add(1, 0.5);
-  const b = t.add(2, 0.5);
+  const a = t.add(1, 0x8000);
+  const b = t.add(2, 0x8000);
   assert.equal(a, 0x8000);
   assert.notEqual(b, a);
   assert.equal(t.get(a), 1);
@@ -47,6 +47,19 @@ test('IdTable: draws are spread over the ID space (not a counter)', () => {
   const buckets = new Array<number>(16).fill(0);
   for (let i = 0; i < 4000; i++) { const id = t.add(i); buckets[id >> 12]!++; t.delete(id); }
   for (const b of buckets) assert.ok(b > 150 && b < 350, `bucket count ${b} of 4000 over 16`);
+});
+
+test('randomId16: 16-bit values, spread, across refills of its pool', () => {
+  const buckets = new Array<number>(16).fill(0);
+  const seen = new Set<number>();
+  for (let i = 0; i < 10_000; i++) { // the pool holds 4096: two refills
+    const v = randomId16();
+    assert.ok(Number.isInteger(v) && v >= 0 && v <= 0xffff, `draw ${v}`);
+    buckets[v >> 12]!++;
+    seen.add(v);
+  }
+  for (const b of buckets) assert.ok(b > 450 && b < 800, `bucket count ${b} of 10000 over 16`);
+  assert.ok(seen.size > 9000, `${seen.size} distinct of 10000`); // ~9270 expected; a repeating pool gives 4096
 });
 
 test('IdTable: refuses more than half of the ID space in flight', () => {

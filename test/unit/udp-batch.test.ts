@@ -54,6 +54,41 @@ test('a burst arrives in batches and every datagram is answered to its sender', 
   s.close();
 });
 
+test('onSlot: the datagram as (slot view, length), one view per slot reused across batches, onMessage not called', async () => {
+  const s = BatchUdpSocket.bind('127.0.0.1', 0, { slots: 4, slotSize: 512 });
+  const views = new Map<number, Buffer>();
+  let reused = 0, viaMessage = 0;
+  const got: string[] = [];
+  s.onMessage = () => { viaMessage++; };
+  s.onSlot = (buf, len, addr, port, slot) => {
+    assert.equal(buf.length, 512); // the whole slot; the datagram is its first len bytes
+    const prev = views.get(slot);
+    if (prev === undefined) views.set(slot, buf);
+    else if (prev === buf) reused++;
+    else assert.fail(`slot ${slot} got a new view`);
+    got.push(buf.toString('latin1', 0, len));
+    const out = Buffer.from(`re:${buf.toString('latin1', 0, len)}`);
+    s.sendReply(slot, out, out.length);
+    assert.equal(addr, '127.0.0.1');
+    assert.ok(port > 0);
+  };
+  s.start();
+  const c = await client();
+  const N = 40; // 4 slots: at least 10 batches, so slots are reused
+  const replies = collect(c, N);
+  // Lengths vary (a short datagram after a long one must not show the long one's tail).
+  for (let i = 0; i < N; i++) c.send(Buffer.from(i % 2 ? `q${i}` : `query-number-${i}`), s.port, '127.0.0.1');
+  const r = (await replies).map(String).sort();
+  const want = Array.from({ length: N }, (_, i) => (i % 2 ? `q${i}` : `query-number-${i}`));
+  assert.deepEqual(got.slice().sort(), want.slice().sort());
+  assert.deepEqual(r, want.map((w) => `re:${w}`).sort());
+  assert.equal(viaMessage, 0);
+  assert.ok(views.size <= 4);
+  assert.equal(reused, N - views.size);
+  c.close();
+  s.close();
+});
+
 test('IPv6 client addresses are formatted as Node formats them; replies later than the batch go out at once', async () => {
   const s = BatchUdpSocket.bind('::1', 0);
   s.onMessage = (msg, addr, port, slot) => {
