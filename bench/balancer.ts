@@ -78,6 +78,20 @@ function processTree(root: number): Map<number, number> {
   }
   return tree;
 }
+/**
+ * Two-sided sign test: the chance of a split at least as uneven as k of n rounds if each round
+ * were a coin toss (the two balancers' p99s equal but for noise). Small p: the gap is real.
+ */
+function signTest(k: number, n: number): number {
+  const m = Math.min(k, n - k);
+  let c = 1, tail = 0; // c = C(n, i)
+  for (let i = 0; i <= m; i++) {
+    tail += c;
+    c = (c * (n - i)) / (i + 1);
+  }
+  return Math.min(1, (2 * tail) / 2 ** n);
+}
+
 function treeTicks(root: number): number {
   let sum = 0;
   for (const t of processTree(root).values()) sum += t;
@@ -281,7 +295,8 @@ async function main(): Promise<void> {
       const q = r.runs.map((x, k) => (x.p99 ?? NaN) / (base.runs[k]?.p99 ?? NaN)).filter(Number.isFinite).sort((a, b) => a - b);
       if (!q.length) return '–';
       const med = q[Math.floor(q.length / 2)]!;
-      return `${med.toFixed(2)}× (${q.filter((v) => v <= 1).length}/${q.length} ≤ 1)`;
+      const k = q.filter((v) => v <= 1).length;
+      return `${med.toFixed(2)}× (${k}/${q.length} ≤ 1, sign test p ${signTest(k, q.length).toFixed(3)})`;
     };
     console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx | p99 vs nginx per round: median |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
