@@ -204,3 +204,27 @@ test('a backend answering for a query with the wrong question cannot get it rela
   assert.equal(x.relayed, 0);
   assert.ok(x.stray >= 1);
 });
+
+test('a short datagram in a reused receive slot is judged on its own bytes, not the slot\'s leftovers', async () => {
+  const a = await shapedBackend();
+  const { bal, port } = await start(svc([a.port]));
+  const full = query('a-rather-long-label-to-leave-bytes-behind.slot.relay.test', 'A', 4201);
+  const c = dgram.createSocket('udp4');
+  sockets.push(c);
+  c.bind(0, '127.0.0.1');
+  await once(c, 'listening');
+  // One datagram at a time, each answered before the next: every one lands in the same slot.
+  const one = async (b: Buffer): Promise<number> => {
+    const got = once(c, 'message');
+    c.send(b, port, '127.0.0.1');
+    const [m] = (await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error('no answer')), 1000))])) as [Buffer];
+    return rcodeOf(m);
+  };
+  assert.equal(await one(full), 0);
+  // Header only (QDCOUNT 1), cut inside the name, cut inside QTYPE/QCLASS: all FORMERR. Read
+  // through the slot's length instead of the datagram's, each would be the whole query again.
+  for (const cut of [12, 20, full.length - 3]) assert.equal(await one(full.subarray(0, cut)), 1, `cut at ${cut}`);
+  assert.equal(await one(full), 0);
+  assert.equal(a.seen.length, 2, 'only the two whole queries reached the backend');
+  assert.equal(st(bal).formerr, 3);
+});
