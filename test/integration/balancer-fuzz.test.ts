@@ -1,0 +1,225 @@
+/**
+ * The balancer's DNS mode against hostile input on both sides, on loopback. Clients send garbage
+ * and mangled queries; one backend lies: under the right ID it answers with flipped bytes,
+ * truncations, random bytes, wrong RCODEs, trailing junk, twice, or not at all (the other backend
+ * is honest). What must hold:
+ * - no exception in a handler and no crash;
+ * - every well-formed query gets exactly one answer, with its own ID and its own question;
+ * - the query table drains, and the service still answers afterwards.
+ * It runs with the reply relay (the addon then parses the liar's datagrams first) and without.
+ * Seeded: a failure names its seed, and HADNS_FUZZ_SEED=N replays one.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import dnsPacket from 'dns-packet';
+import { startBalancer, type Balancer } from '../../src/balancer/service.js';
+import type { ServiceInput } from '../../src/balancer/config.js';
+import type { DnsServiceStats } from '../../src/balancer/dns-proxy.js';
+import type { BalancerLog } from '../../src/balancer/sockets.js';
+import { query } from './balancer-util.js';
+import { readId } from '../../src/dns/wire.js';
+
+const sockets: dgram.Socket[] = [];
+const started: Balancer[] = [];
+after(async () => {
+  await Promise.all(started.map((b) => b.close()));
+  for (const s of sockets) s.close();
+});
+
+/** mulberry32: a small seeded PRNG, so that a failing run can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function udp(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  sockets.push(s);
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return s;
+}
+
+function honestAnswer(q: dnsPacket.DecodedPacket): Buffer {
+  const name = q.questions![0]!.name;
+  return dnsPacket.encode({
+    type: 'response', id: q.id, flags: dnsPacket.RECURSION_DESIRED, questions: q.questions,
+    answers: [{ type: 'A', name, ttl: 60, data: '192.0.2.7' }],
+  });
+}
+
+/** A backend answering every query correctly. */
+async function honestBackend(): Promise<number> {
+  const s = await udp();
+  s.on('message', (m, r) => {
+    let q: dnsPacket.DecodedPacket;
+    try { q = dnsPacket.decode(m); } catch { return; }
+    s.send(honestAnswer(q), r.port, r.address);
+  });
+  return s.address().port;
+}
+
+/** A backend that lies in every way a datagram can, keeping the query's ID most of the time. */
+async function lyingBackend(rnd: () => number): Promise<{ port: number; lies: number }> {
+  const s = await udp();
+  const st = { port: s.address().port, lies: 0 };
+  s.on('message', (m, r) => {
+    let q: dnsPacket.DecodedPacket;
+    try { q = dnsPacket.decode(m); } catch { return; }
+    const good = honestAnswer(q);
+    const send = (b: Buffer): void => { s.send(b, r.port, r.address); };
+    const x = rnd();
+    if (x < 0.2) { send(good); if (rnd() < 0.3) send(good); return; }
+    st.lies++;
+    if (x < 0.4) { // a few flipped bytes after the ID
+      const b = Buffer.from(good);
+      for (let k = 1 + Math.floor(rnd() * 4); k > 0; k--) b[2 + Math.floor(rnd() * (b.length - 2))]! ^= 1 << Math.floor(rnd() * 8);
+      send(b);
+    } else if (x < 0.55) { // truncated anywhere, the header included
+      send(good.subarray(0, Math.floor(rnd() * good.length)));
+    } else if (x < 0.65) { // random bytes under the right ID
+      const b = Buffer.alloc(2 + Math.floor(rnd() * 600));
+      for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
+      b.writeUInt16BE(q.id!, 0);
+      send(b);
+    } else if (x < 0.75) { // any RCODE, SERVFAIL and REFUSED included
+      const b = Buffer.from(good);
+      b[3] = (b[3]! & 0xf0) | Math.floor(rnd() * 16);
+      send(b);
+    } else if (x < 0.85) { // trailing junk
+      const junk = Buffer.alloc(1 + Math.floor(rnd() * 200));
+      for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(rnd() * 256);
+      send(Buffer.concat([good, junk]));
+    } else if (x < 0.9) { // a wrong ID
+      const b = Buffer.from(good);
+      b.writeUInt16BE((q.id! + 1 + Math.floor(rnd() * 65534)) & 0xffff, 0);
+      send(b);
+    } // else: silence
+  });
+  return st;
+}
+
+/** Datagrams no client should send: random, mangled queries, responses, pointer loops. */
+function garbage(rnd: () => number, i: number): Buffer {
+  const valid = query(`g${i}.fuzz.test`, 'A', Math.floor(rnd() * 65536));
+  const kind = Math.floor(rnd() * 6);
+  if (kind === 0) {
+    const b = Buffer.alloc(Math.floor(rnd() * 600));
+    for (let k = 0; k < b.length; k++) b[k] = Math.floor(rnd() * 256);
+    return b;
+  }
+  if (kind === 1) {
+    const b = Buffer.from(valid);
+    for (let k = 1 + Math.floor(rnd() * 6); k > 0; k--) b[Math.floor(rnd() * b.length)]! ^= 1 << Math.floor(rnd() * 8);
+    return b;
+  }
+  if (kind === 2) return valid.subarray(0, Math.floor(rnd() * valid.length));
+  if (kind === 3) { const b = Buffer.from(valid); b[2]! |= 0x80; return b; } // QR set: a response
+  if (kind === 4) { // a name that is a compression pointer to itself
+    const b = Buffer.from(valid.subarray(0, 18));
+    b[12] = 0xc0; b[13] = 12; b.writeUInt32BE(0x00010001, 14);
+    return b;
+  }
+  // QDCOUNT / ARCOUNT that promise more than is there
+  const b = Buffer.from(valid);
+  b.writeUInt16BE(Math.floor(rnd() * 65536), 4 + 2 * Math.floor(rnd() * 4));
+  return b;
+}
+
+/** The question section (bytes 12 … end of QCLASS) of a message, lower-cased. */
+function questionOf(m: Buffer): string | null {
+  let o = 12;
+  while (o < m.length && m[o] !== 0) {
+    if ((m[o]! & 0xc0) !== 0) return null;
+    o += m[o]! + 1;
+  }
+  if (o + 5 > m.length) return null;
+  return m.subarray(12, o + 5).toString('latin1').toLowerCase();
+}
+
+async function fuzzRound(seed: number, relay: boolean): Promise<void> {
+  const rnd = prng(seed);
+  const liar = await lyingBackend(rnd);
+  const honest = await honestBackend();
+  const errors: unknown[] = [];
+  const log: BalancerLog = { info() {}, warn() {}, debug() {}, error(o) { errors.push(o); } };
+  const svc: ServiceInput = {
+    name: 'dns', mode: 'dns', listen: ['udp://127.0.0.1:0'],
+    // The liar's failures must not take it out of the pool (max_fails 0): it keeps being asked.
+    pool: { policy: 'round-robin', backends: [{ address: `127.0.0.1:${liar.port}`, max_fails: 0 }, { address: `127.0.0.1:${honest}` }] },
+    // Short timeouts: a query the liar spoiled is retried on the honest backend quickly.
+    timeouts: { query_initial: 40, query_min: 20, query_max: 200 },
+    health_check: { enabled: false },
+  };
+  if (!relay) process.env.HADNS_REPLY_RELAY = '0';
+  let bal: Balancer;
+  try { bal = await startBalancer({ services: [svc] }, { log }); } finally { delete process.env.HADNS_REPLY_RELAY; }
+  started.push(bal);
+  const port = bal.addresses().find((x) => x.proto === 'udp')!.port;
+
+  const good = await udp(), bad = await udp();
+  const N = 400;
+  const want = new Map<number, string>(); // id → question
+  const answers = new Map<number, Buffer[]>();
+  const stray: Buffer[] = [];
+  good.on('message', (m) => {
+    const id = m.length >= 2 ? readId(m) : -1;
+    if (!want.has(id)) { stray.push(m); return; }
+    (answers.get(id) ?? answers.set(id, []).get(id)!).push(m);
+  });
+  bad.on('message', () => {});
+  const allAnswered = new Promise<void>((resolve) => {
+    const check = (): void => { if (answers.size === N) resolve(); else setTimeout(check, 20); };
+    check();
+  });
+  for (let i = 0; i < N; i++) {
+    const id = i + 1;
+    const q = query(`q${i}.Fuzz.Test`, 'A', id);
+    want.set(id, questionOf(q)!);
+    good.send(q, port, '127.0.0.1');
+    for (let k = Math.floor(rnd() * 3); k > 0; k--) bad.send(garbage(rnd, i * 3 + k), port, '127.0.0.1');
+    if (i % 40 === 39) await new Promise((r) => setImmediate(r)); // let answers interleave with queries
+  }
+  await Promise.race([allAnswered, new Promise((r) => setTimeout(r, 5000))]);
+  await new Promise((r) => setTimeout(r, 300)); // late duplicates, if any, arrive now
+
+  const tag = `seed ${seed}, relay ${relay ? 'on' : 'off'}`;
+  assert.deepEqual(errors, [], `${tag}: no handler exception`);
+  assert.equal(answers.size, N, `${tag}: every well-formed query answered (${answers.size} of ${N})`);
+  for (const [id, list] of answers) {
+    assert.equal(list.length, 1, `${tag}: query ${id} answered ${list.length} times`);
+    assert.equal(questionOf(list[0]!), want.get(id), `${tag}: query ${id} answered with its own question`);
+  }
+  assert.equal(stray.length, 0, `${tag}: nothing else reached the well-behaved client`);
+  assert.ok(liar.lies > N / 4, `${tag}: the liar lied (${liar.lies})`);
+
+  const t0 = performance.now();
+  const stats = (): DnsServiceStats => bal.stats().services[0] as DnsServiceStats;
+  while (stats().live !== 0 && performance.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(stats().live, 0, `${tag}: the query table drained`);
+  assert.ok(stats().stray > 0, `${tag}: the liar's answers were seen as strays`);
+  // Still serving.
+  const got = once(good, 'message');
+  want.set(4242, questionOf(query('after.fuzz.test', 'A', 4242))!);
+  good.send(query('after.fuzz.test', 'A', 4242), port, '127.0.0.1');
+  await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error(`${tag}: no answer after the fuzz`)), 2000))]);
+  assert.equal(answers.get(4242)?.length, 1);
+}
+
+const seeds = process.env.HADNS_FUZZ_SEED ? [Number(process.env.HADNS_FUZZ_SEED)] : [1, 2, 3];
+
+test('hostile clients and a lying backend: one right answer per good query, no exception, table drained (relay on)', async () => {
+  for (const seed of seeds) await fuzzRound(seed, true);
+});
+
+test('the same without the reply relay (every backend datagram through JS)', async () => {
+  for (const seed of seeds) await fuzzRound(seed, false);
+});
