@@ -138,6 +138,8 @@ class TcpChannel implements Channel {
 class ClientConn {
   closed = false;
   outstanding = 0;
+  /** The client half-closed: our side ends once every outstanding answer is written. */
+  readEnded = false;
   constructor(readonly sock: net.Socket) {}
 }
 
@@ -512,7 +514,7 @@ export class DnsProxy {
       this.begin(q);
     });
     sock.on('data', (chunk) => { if (!framer.push(chunk)) sock.destroy(); });
-    sock.on('end', () => sock.end());
+    sock.on('end', () => { c.readEnded = true; if (c.outstanding === 0) sock.end(); });
     sock.on('error', () => { /* reset by peer */ });
     sock.on('close', () => { c.closed = true; this.clients.delete(c); });
   }
@@ -735,7 +737,8 @@ export class DnsProxy {
     const c = q.tcp;
     if (c !== null) {
       c.outstanding--;
-      if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
+      if (!c.closed && c.readEnded && c.outstanding === 0) c.sock.end();
+      else if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
     }
     q.gen = (q.gen + 1) & 0x3fffffff; // stays a positive int32: the relay's claim table holds it
     if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = IDLE;

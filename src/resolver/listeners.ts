@@ -114,7 +114,8 @@ export class DnsListeners {
 
   private listenTcp(host: string, port: number): Promise<void> {
     const entry: BoundAddress = { proto: 'tcp', address: host, port, queries: 0 };
-    const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (c) => this.onConnection(c, entry));
+    // allowHalfOpen: a client may send its queries and shut its side; the answers still go out.
+    const server = net.createServer({ noDelay: true, pauseOnConnect: false, allowHalfOpen: true }, (c) => this.onConnection(c, entry));
     server.maxConnections = this.opts.tcpMaxConnections ?? 1024;
     return new Promise((resolve, reject) => {
       server.once('error', (e) => reject(new Error(`cannot listen on tcp ${isIP(host) === 6 ? `[${host}]` : host}:${port}: ${e.message}`)));
@@ -137,6 +138,7 @@ export class DnsListeners {
     const maxOut = this.opts.tcpMaxOutstanding ?? 64;
     let outstanding = 0;
     let closed = false;
+    let readEnded = false; // the client half-closed: end our side once every answer is written
     c.setTimeout(this.opts.tcpIdleMs ?? 10_000, () => c.destroy());
     const ctx: QueryContext = { clientAddress: c.remoteAddress ?? '', clientPort: c.remotePort ?? 0, transport: 'tcp' };
     const framer = new TcpFramer((msg) => {
@@ -147,14 +149,18 @@ export class DnsListeners {
       this.handler.handle(msg, ctx, (resp, len) => {
         outstanding--;
         if (outstanding < maxOut && c.isPaused()) c.resume();
-        if (closed || len === 0) return;
-        const b = Buffer.allocUnsafe(len + 2);
-        b[0] = (len >>> 8) & 0xff; b[1] = len & 0xff;
-        resp instanceof Buffer ? resp.copy(b, 2, 0, len) : b.set(resp.subarray(0, len), 2);
-        c.write(b);
+        if (closed) return;
+        if (len !== 0) {
+          const b = Buffer.allocUnsafe(len + 2);
+          b[0] = (len >>> 8) & 0xff; b[1] = len & 0xff;
+          resp instanceof Buffer ? resp.copy(b, 2, 0, len) : b.set(resp.subarray(0, len), 2);
+          c.write(b);
+        }
+        if (readEnded && outstanding === 0) c.end();
       });
     });
     c.on('data', (chunk) => { if (!framer.push(chunk)) c.destroy(); });
+    c.on('end', () => { readEnded = true; if (outstanding === 0) c.end(); });
     c.on('error', () => { /* reset by peer */ });
     c.on('close', () => { closed = true; this.conns.delete(c); });
   }

@@ -31,18 +31,32 @@ export async function udpQuery(port: number, name: string, type = 'A', opts: Que
 }
 
 /** Sends several queries on one TCP connection (pipelined) and collects the answers by ID. */
-export function tcpQueries(port: number, queries: Buffer[], timeoutMs = 3000, host = '127.0.0.1'): Promise<Resp[]> {
+/**
+ * Sends `queries` on one TCP connection and resolves with the answers once all came. With
+ * `halfClose` the client shuts its side right after the queries (as some clients do) and the
+ * promise resolves only once the server has closed its side as well.
+ */
+export function tcpQueries(port: number, queries: Buffer[], timeoutMs = 3000, host = '127.0.0.1', halfClose = false): Promise<Resp[]> {
   return new Promise((resolve, reject) => {
     const got: Resp[] = [];
     const c = net.connect({ port, host });
     const t = setTimeout(() => { c.destroy(); reject(new Error(`TCP: ${got.length}/${queries.length} answers before timeout`)); }, timeoutMs);
     const f = new TcpFramer((m) => {
       got.push(decodeResp(Buffer.from(m)));
-      if (got.length === queries.length) { clearTimeout(t); c.end(); resolve(got); }
+      if (got.length === queries.length && !halfClose) { clearTimeout(t); c.end(); resolve(got); }
     });
     c.on('data', (d) => f.push(d));
+    c.on('end', () => {
+      if (!halfClose) return;
+      clearTimeout(t);
+      if (got.length === queries.length) resolve(got);
+      else reject(new Error(`TCP: the server closed after ${got.length}/${queries.length} answers`));
+    });
     c.on('error', (e) => { clearTimeout(t); reject(e); });
-    c.on('connect', () => c.write(Buffer.concat(queries.map((q) => tcpFrame(q)))));
+    c.on('connect', () => {
+      const all = Buffer.concat(queries.map((q) => tcpFrame(q)));
+      if (halfClose) c.end(all); else c.write(all);
+    });
   });
 }
 

@@ -7,11 +7,14 @@
  * - every well-formed query gets exactly one answer, with its own ID and its own question;
  * - the query table drains, and the service still answers afterwards.
  * It runs with the reply relay (the addon then parses the liar's datagrams first) and without.
+ * Over TCP: random bytes, empty and garbage frames, a query sent a byte at a time, an abandoned
+ * frame and a half-closed client (which still gets its answer) leave a good client served.
  * Seeded: a failure names its seed, and HADNS_FUZZ_SEED=N replays one.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { once } from 'node:events';
 import dnsPacket from 'dns-packet';
 import { startBalancer, type Balancer } from '../../src/balancer/service.js';
@@ -19,13 +22,17 @@ import type { ServiceInput } from '../../src/balancer/config.js';
 import type { DnsServiceStats } from '../../src/balancer/dns-proxy.js';
 import type { BalancerLog } from '../../src/balancer/sockets.js';
 import { query } from './balancer-util.js';
-import { readId } from '../../src/dns/wire.js';
+import { readId, tcpFrame, TcpFramer } from '../../src/dns/wire.js';
 
 const sockets: dgram.Socket[] = [];
+const conns: net.Socket[] = [];
+const servers: net.Server[] = [];
 const started: Balancer[] = [];
 after(async () => {
+  for (const c of conns) c.destroy(); // first: a balancer's close waits for its TCP clients
   await Promise.all(started.map((b) => b.close()));
   for (const s of sockets) s.close();
+  for (const s of servers) s.close();
 });
 
 /** mulberry32: a small seeded PRNG, so that a failing run can be replayed. */
@@ -222,4 +229,74 @@ test('hostile clients and a lying backend: one right answer per good query, no e
 
 test('the same without the reply relay (every backend datagram through JS)', async () => {
   for (const seed of seeds) await fuzzRound(seed, false);
+});
+
+/** An honest backend over TCP (DNS mode forwards a TCP client's queries over TCP). */
+async function honestTcpBackend(): Promise<{ port: number; server: net.Server }> {
+  const server = net.createServer((c) => {
+    const f = new TcpFramer((m) => {
+      let q: dnsPacket.DecodedPacket;
+      try { q = dnsPacket.decode(m); } catch { c.destroy(); return; }
+      c.write(tcpFrame(honestAnswer(q)));
+    });
+    c.on('data', (d) => { if (!f.push(d)) c.destroy(); });
+    c.on('error', () => {});
+  });
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, server };
+}
+
+test('hostile TCP clients (random bytes, bad frames, byte-at-a-time, abandoned frames) leave a good TCP client served', async () => {
+  const rnd = prng(7);
+  const t = await honestTcpBackend(); // TCP clients' queries go to backends over TCP
+  const errors: unknown[] = [];
+  const log: BalancerLog = { info() {}, warn() {}, debug() {}, error(o) { errors.push(o); } };
+  const bal = await startBalancer({ services: [{
+    name: 'dns', mode: 'dns', listen: ['tcp://127.0.0.1:0'],
+    pool: { backends: [{ address: `127.0.0.1:${t.port}` }] },
+    health_check: { enabled: false },
+  }] }, { log });
+  started.push(bal);
+  const port = bal.addresses().find((x) => x.proto === 'tcp')!.port;
+  const open = async (): Promise<net.Socket> => {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => {});
+    conns.push(c);
+    await once(c, 'connect');
+    return c;
+  };
+  const rand = (n: number): Buffer => { const b = Buffer.alloc(n); for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256); return b; };
+  (await open()).write(rand(3000)); // random bytes (a random length prefix, then whatever)
+  (await open()).write(Buffer.from([0, 0, 0, 0, 0, 1, 0xff])); // empty frames, a 1-byte frame
+  (await open()).write(tcpFrame(rand(40))); // a frame of garbage: FORMERR or a close
+  const q1 = tcpFrame(query('slow.fuzz.test', 'A', 77));
+  const slow = await open();
+  const slowAnswer = once(slow, 'data');
+  for (const byte of q1) { slow.write(Buffer.from([byte])); await new Promise((r) => setTimeout(r, 1)); }
+  const abandoned = await open();
+  abandoned.write(Buffer.from([0xff, 0xff, 1, 2, 3])); // promises 65535 bytes, then leaves
+  abandoned.destroy();
+  const half = await open();
+  half.end(tcpFrame(query('half.fuzz.test', 'A', 78))); // query, then half-close: the answer still comes
+  const halfAnswer = once(half, 'data');
+
+  const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+    Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out: ${what}`)), 3000))]);
+  const [s1] = (await within(slowAnswer, 'byte-at-a-time answer')) as [Buffer];
+  assert.equal(s1.readUInt16BE(2), 77, 'the byte-at-a-time query was answered');
+  const [h1] = (await within(halfAnswer, 'half-closed answer')) as [Buffer];
+  assert.equal(h1.readUInt16BE(2), 78, 'the half-closed client got its answer');
+
+  // A good client, 20 queries in one write, 20 answers.
+  const good = await open();
+  const ids = Array.from({ length: 20 }, (_, i) => 1000 + i);
+  const got: number[] = [];
+  const framer = new TcpFramer((m) => { got.push(readId(m)); assert.equal(questionOf(Buffer.from(m)), questionOf(query(`t${readId(m) - 1000}.fuzz.test`, 'A', 0))); });
+  const done = new Promise<void>((resolve) => good.on('data', (d) => { framer.push(d); if (got.length === ids.length) resolve(); }));
+  good.write(Buffer.concat(ids.map((id) => tcpFrame(query(`t${id - 1000}.fuzz.test`, 'A', id)))));
+  await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`good TCP client: ${got.length} of 20 answers`)), 3000))]);
+  assert.deepEqual(got.sort((a, b) => a - b), ids);
+  assert.deepEqual(errors, [], 'no handler exception');
 });

@@ -95,6 +95,15 @@ test('a truncated upstream answer is retried over TCP; clients get TC when it do
   assert.ok(up.received.some((x) => x.proto === 'tcp'), 'upstream was asked over TCP');
 });
 
+test('a TCP client that half-closes after its queries gets every answer, then the server closes too', async () => {
+  // Answers come 100 ms after the client's FIN: they must still be written, then the server ends.
+  const up = new FakeUpstream({ behaviour: { kind: 'slow', delayMs: 100 } }).add('h1.test', 'A', ['192.0.2.31']).add('h2.test', 'A', ['192.0.2.32']);
+  const { port } = await setup([up]);
+  const rs = await tcpQueries(port, [buildQuery('h1.test', 'A', { id: 31 }), buildQuery('h2.test', 'A', { id: 32 })], 3000, '127.0.0.1', true);
+  assert.deepEqual(rs.map((r) => r.id).sort(), [31, 32]);
+  assert.deepEqual(rs.map((r) => answersOf(r)[0]).sort(), ['A 192.0.2.31', 'A 192.0.2.32']);
+});
+
 test('EDNS: the answer advertises 1232 and the DO bit reaches the upstream', async () => {
   const up = new FakeUpstream().add('edns.test', 'A', ['192.0.2.17']);
   const { port } = await setup([up]);
