@@ -1,0 +1,148 @@
+/**
+ * The resolver against a lying upstream, on loopback: under the right ID it answers with flipped
+ * bytes (in the records the cache reads TTLs from, too), truncations, random bytes, any RCODE,
+ * trailing junk, twice, or not at all; a second upstream is honest. What must hold: no crash
+ * and no error logged, every query answered exactly once with its ID and its question as asked,
+ * and the resolver still answers afterwards. Seeded; HADNS_FUZZ_SEED=N replays one seed.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { Writable } from 'node:stream';
+import dnsPacket from 'dns-packet';
+import { pino } from 'pino';
+import { resolverSchema } from '../../src/config/schema.js';
+import { ResolverService } from '../../src/resolver/service.js';
+import { buildQuery } from '../../src/dns/message.js';
+import { readId } from '../../src/dns/wire.js';
+
+const cleanups: (() => unknown)[] = [];
+after(async () => { for (const c of cleanups.reverse()) await c(); });
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function udp(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  cleanups.push(() => s.close());
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  return s;
+}
+
+/** A full answer: A records, a CNAME, a TXT and an authority SOA, so mutations hit every part. */
+function answerFor(q: dnsPacket.DecodedPacket): Buffer {
+  const name = q.questions![0]!.name;
+  return dnsPacket.encode({
+    type: 'response', id: q.id, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE, questions: q.questions,
+    answers: [
+      { type: 'CNAME', name, ttl: 120, data: `alias.${name}` },
+      { type: 'A', name: `alias.${name}`, ttl: 60, data: '192.0.2.7' },
+      { type: 'A', name: `alias.${name}`, ttl: 90, data: '192.0.2.8' },
+      { type: 'TXT', name, ttl: 30, data: ['fuzz'] },
+    ],
+    authorities: [{ type: 'SOA', name: 'test', ttl: 300, data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 60 } }],
+  });
+}
+
+async function upstream(rnd: (() => number) | null): Promise<{ port: number; lies: number }> {
+  const s = await udp();
+  const st = { port: s.address().port, lies: 0 };
+  s.on('message', (m, r) => {
+    let q: dnsPacket.DecodedPacket;
+    try { q = dnsPacket.decode(m); } catch { return; }
+    const good = answerFor(q);
+    const send = (b: Buffer): void => { s.send(b, r.port, r.address); };
+    if (rnd === null) { send(good); return; }
+    const x = rnd();
+    if (x < 0.15) { send(good); if (rnd() < 0.3) send(good); return; }
+    st.lies++;
+    if (x < 0.45) { // flipped bits anywhere after the ID: counts, names, TTLs, RDATA lengths
+      const b = Buffer.from(good);
+      for (let k = 1 + Math.floor(rnd() * 4); k > 0; k--) b[2 + Math.floor(rnd() * (b.length - 2))]! ^= 1 << Math.floor(rnd() * 8);
+      send(b);
+    } else if (x < 0.6) {
+      send(good.subarray(0, Math.floor(rnd() * good.length)));
+    } else if (x < 0.7) {
+      const b = Buffer.alloc(2 + Math.floor(rnd() * 600));
+      for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
+      b.writeUInt16BE(q.id!, 0);
+      send(b);
+    } else if (x < 0.8) {
+      const b = Buffer.from(good);
+      b[3] = (b[3]! & 0xf0) | Math.floor(rnd() * 16);
+      send(b);
+    } else if (x < 0.9) {
+      const junk = Buffer.alloc(1 + Math.floor(rnd() * 200));
+      for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(rnd() * 256);
+      send(Buffer.concat([good, junk]));
+    } // else: silence
+  });
+  return st;
+}
+
+function questionOf(m: Buffer): string | null {
+  let o = 12;
+  while (o < m.length && m[o] !== 0) {
+    if ((m[o]! & 0xc0) !== 0) return null;
+    o += m[o]! + 1;
+  }
+  if (o + 5 > m.length) return null;
+  return m.subarray(12, o + 5).toString('latin1'); // case kept: the resolver answers in the client's case
+}
+
+async function round(seed: number): Promise<void> {
+  const rnd = prng(seed);
+  const liar = await upstream(rnd);
+  const honest = await upstream(null);
+  const errors: string[] = [];
+  const sink = new Writable({ write(chunk, _e, cb) { errors.push(String(chunk)); cb(); } });
+  const cfg = resolverSchema.parse({
+    listen: ['127.0.0.1:0'],
+    upstreams: { servers: [`127.0.0.1#${liar.port}`, `127.0.0.1#${honest.port}`], strategy: 'all-servers', timeout_ms: 200, total_timeout_ms: 1500 },
+  });
+  const svc = await ResolverService.start(cfg, pino({ level: 'error' }, sink));
+  cleanups.push(() => svc.close());
+  const port = svc.addresses().find((a) => a.proto === 'udp')!.port;
+  const c = await udp();
+  const N = 300;
+  const want = new Map<number, string>();
+  const got = new Map<number, Buffer[]>();
+  c.on('message', (m) => { const id = readId(m); (got.get(id) ?? got.set(id, []).get(id)!).push(m); });
+  for (let i = 0; i < N; i++) {
+    const q = buildQuery(`q${i % 150}.Fuzz${seed}.Test`, i % 3 === 0 ? 'TXT' : 'A', { id: i + 1 }); // repeats: cache hits on what the liar got in
+    want.set(i + 1, questionOf(q)!);
+    c.send(q, port, '127.0.0.1');
+    if (i % 30 === 29) await new Promise((r) => setTimeout(r, 5));
+  }
+  const t0 = performance.now();
+  while (got.size < N && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  const tag = `seed ${seed}`;
+  assert.equal(got.size, N, `${tag}: every query answered (${got.size} of ${N})`);
+  for (const [id, list] of got) {
+    assert.ok(want.has(id), `${tag}: an answer with an ID nobody asked (${id})`);
+    assert.equal(list.length, 1, `${tag}: query ${id} answered ${list.length} times`);
+    assert.equal(questionOf(list[0]!), want.get(id), `${tag}: query ${id} answered with its own question`);
+  }
+  assert.ok(liar.lies > N / 4, `${tag}: the liar lied (${liar.lies})`);
+  assert.deepEqual(errors, [], `${tag}: nothing logged at error level`);
+  const after = once(c, 'message');
+  c.send(buildQuery('after.fuzz.test', 'A', { id: 9999 }), port, '127.0.0.1');
+  await Promise.race([after, new Promise((_, rej) => setTimeout(() => rej(new Error(`${tag}: no answer after the fuzz`)), 3000))]);
+}
+
+const seeds = process.env.HADNS_FUZZ_SEED ? [Number(process.env.HADNS_FUZZ_SEED)] : [1, 2, 3];
+
+test('a lying upstream beside an honest one: one answer per query with its question, no crash, no error logged', async () => {
+  for (const seed of seeds) await round(seed);
+});
