@@ -8,7 +8,9 @@
  * - the query table drains, and the service still answers afterwards.
  * It runs with the reply relay (the addon then parses the liar's datagrams first) and without.
  * Over TCP: random bytes, empty and garbage frames, a query sent a byte at a time, an abandoned
- * frame and a half-closed client (which still gets its answer) leave a good client served.
+ * frame and a half-closed client (which still gets its answer) leave a good client served; a
+ * TCP backend that sends wrong IDs, wrong questions, garbage frames, half frames, or hangs up
+ * costs retries on the honest one, never an answer.
  * Seeded: a failure names its seed, and HADNS_FUZZ_SEED=N replays one.
  */
 import { after, test } from 'node:test';
@@ -298,5 +300,77 @@ test('hostile TCP clients (random bytes, bad frames, byte-at-a-time, abandoned f
   good.write(Buffer.concat(ids.map((id) => tcpFrame(query(`t${id - 1000}.fuzz.test`, 'A', id)))));
   await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`good TCP client: ${got.length} of 20 answers`)), 3000))]);
   assert.deepEqual(got.sort((a, b) => a - b), ids);
+  assert.deepEqual(errors, [], 'no handler exception');
+});
+
+/** A TCP backend that lies: wrong IDs, garbage frames, half frames and closes, hangs. */
+async function lyingTcpBackend(rnd: () => number): Promise<{ port: number; lies: number }> {
+  const st = { port: 0, lies: 0 };
+  const server = net.createServer((c) => {
+    c.on('error', () => {});
+    const f = new TcpFramer((m) => {
+      let q: dnsPacket.DecodedPacket;
+      try { q = dnsPacket.decode(m); } catch { c.destroy(); return; }
+      const good = tcpFrame(honestAnswer(q));
+      const x = rnd();
+      if (x < 0.3) { c.write(good); return; }
+      st.lies++;
+      if (x < 0.45) { const b = Buffer.from(good); b.writeUInt16BE((q.id! + 1) & 0xffff, 2); c.write(b); } // wrong ID
+      else if (x < 0.6) { const b = Buffer.from(good); b[2 + 12 + 2]! ^= 0x01; c.write(b); } // wrong question
+      else if (x < 0.7) c.write(tcpFrame(Buffer.from('not a dns message at all')));
+      else if (x < 0.8) { c.write(good.subarray(0, Math.floor(rnd() * good.length))); c.destroy(); } // half a frame, then gone
+      else if (x < 0.9) c.destroy(); // gone
+      // else: silence (the attempt times out)
+    });
+    c.on('data', (d) => { if (!f.push(d)) c.destroy(); });
+  });
+  servers.push(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  st.port = (server.address() as net.AddressInfo).port;
+  return st;
+}
+
+test('a lying TCP backend beside an honest one: every pipelined TCP query answered once, with its question', async () => {
+  const rnd = prng(5);
+  const liar = await lyingTcpBackend(rnd);
+  const honest = await honestTcpBackend();
+  const errors: unknown[] = [];
+  const log: BalancerLog = { info() {}, warn() {}, debug() {}, error(o) { errors.push(o); } };
+  const bal = await startBalancer({ services: [{
+    name: 'dns', mode: 'dns', listen: ['tcp://127.0.0.1:0'],
+    pool: { policy: 'round-robin', backends: [{ address: `127.0.0.1:${liar.port}`, max_fails: 0 }, { address: `127.0.0.1:${honest.port}` }] },
+    timeouts: { query_initial: 40, query_min: 20, query_max: 200 },
+    health_check: { enabled: false },
+  }] }, { log });
+  started.push(bal);
+  const port = bal.addresses().find((x) => x.proto === 'tcp')!.port;
+  const per = 40, clients = 3;
+  const results = await Promise.all(Array.from({ length: clients }, async (_, k) => {
+    const c = net.connect(port, '127.0.0.1');
+    conns.push(c);
+    c.on('error', () => {});
+    await once(c, 'connect');
+    const got = new Map<number, Buffer[]>();
+    const f = new TcpFramer((m) => { const id = readId(m); (got.get(id) ?? got.set(id, []).get(id)!).push(Buffer.from(m)); });
+    c.on('data', (d) => f.push(d));
+    const ids = Array.from({ length: per }, (_, i) => k * 1000 + i + 1);
+    c.write(Buffer.concat(ids.map((id) => tcpFrame(query(`t${id}.tcpfuzz.test`, 'A', id)))));
+    const t0 = performance.now();
+    while (got.size < per && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    return { ids, got };
+  }));
+  for (const { ids, got } of results) {
+    assert.equal(got.size, ids.length, `answered ${got.size} of ${ids.length}`);
+    for (const id of ids) {
+      const list = got.get(id)!;
+      assert.equal(list.length, 1, `query ${id} answered ${list.length} times`);
+      assert.equal(questionOf(list[0]!), questionOf(query(`t${id}.tcpfuzz.test`, 'A', id)), `query ${id}: its own question`);
+      // The honest backend is always there to retry on: nothing ends as SERVFAIL.
+      assert.equal(list[0]![3]! & 0x0f, 0, `query ${id}: RCODE ${list[0]![3]! & 0x0f}`);
+    }
+  }
+  assert.ok(liar.lies > 10, `the liar lied (${liar.lies})`);
   assert.deepEqual(errors, [], 'no handler exception');
 });
