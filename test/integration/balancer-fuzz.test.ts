@@ -24,6 +24,7 @@ import type { ServiceInput } from '../../src/balancer/config.js';
 import type { DnsServiceStats } from '../../src/balancer/dns-proxy.js';
 import type { BalancerLog } from '../../src/balancer/sockets.js';
 import { query } from './balancer-util.js';
+import { lie, prng, questionOf, randomBytes } from '../helpers/fuzz.js';
 import { readId, tcpFrame, TcpFramer } from '../../src/dns/wire.js';
 
 const sockets: dgram.Socket[] = [];
@@ -36,18 +37,6 @@ after(async () => {
   for (const s of sockets) s.close();
   for (const s of servers) s.close();
 });
-
-/** mulberry32: a small seeded PRNG, so that a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function udp(): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4');
@@ -83,35 +72,9 @@ async function lyingBackend(rnd: () => number): Promise<{ port: number; lies: nu
   s.on('message', (m, r) => {
     let q: dnsPacket.DecodedPacket;
     try { q = dnsPacket.decode(m); } catch { return; }
-    const good = honestAnswer(q);
-    const send = (b: Buffer): void => { s.send(b, r.port, r.address); };
-    const x = rnd();
-    if (x < 0.2) { send(good); if (rnd() < 0.3) send(good); return; }
-    st.lies++;
-    if (x < 0.4) { // a few flipped bytes after the ID
-      const b = Buffer.from(good);
-      for (let k = 1 + Math.floor(rnd() * 4); k > 0; k--) b[2 + Math.floor(rnd() * (b.length - 2))]! ^= 1 << Math.floor(rnd() * 8);
-      send(b);
-    } else if (x < 0.55) { // truncated anywhere, the header included
-      send(good.subarray(0, Math.floor(rnd() * good.length)));
-    } else if (x < 0.65) { // random bytes under the right ID
-      const b = Buffer.alloc(2 + Math.floor(rnd() * 600));
-      for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
-      b.writeUInt16BE(q.id!, 0);
-      send(b);
-    } else if (x < 0.75) { // any RCODE, SERVFAIL and REFUSED included
-      const b = Buffer.from(good);
-      b[3] = (b[3]! & 0xf0) | Math.floor(rnd() * 16);
-      send(b);
-    } else if (x < 0.85) { // trailing junk
-      const junk = Buffer.alloc(1 + Math.floor(rnd() * 200));
-      for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(rnd() * 256);
-      send(Buffer.concat([good, junk]));
-    } else if (x < 0.9) { // a wrong ID
-      const b = Buffer.from(good);
-      b.writeUInt16BE((q.id! + 1 + Math.floor(rnd() * 65534)) & 0xffff, 0);
-      send(b);
-    } // else: silence
+    const { out, lied } = lie(honestAnswer(q), rnd);
+    if (lied) st.lies++;
+    for (const b of out) s.send(b, r.port, r.address);
   });
   return st;
 }
@@ -120,11 +83,7 @@ async function lyingBackend(rnd: () => number): Promise<{ port: number; lies: nu
 function garbage(rnd: () => number, i: number): Buffer {
   const valid = query(`g${i}.fuzz.test`, 'A', Math.floor(rnd() * 65536));
   const kind = Math.floor(rnd() * 6);
-  if (kind === 0) {
-    const b = Buffer.alloc(Math.floor(rnd() * 600));
-    for (let k = 0; k < b.length; k++) b[k] = Math.floor(rnd() * 256);
-    return b;
-  }
+  if (kind === 0) return randomBytes(rnd, Math.floor(rnd() * 600));
   if (kind === 1) {
     const b = Buffer.from(valid);
     for (let k = 1 + Math.floor(rnd() * 6); k > 0; k--) b[Math.floor(rnd() * b.length)]! ^= 1 << Math.floor(rnd() * 8);
@@ -141,17 +100,6 @@ function garbage(rnd: () => number, i: number): Buffer {
   const b = Buffer.from(valid);
   b.writeUInt16BE(Math.floor(rnd() * 65536), 4 + 2 * Math.floor(rnd() * 4));
   return b;
-}
-
-/** The question section (bytes 12 … end of QCLASS) of a message, lower-cased. */
-function questionOf(m: Buffer): string | null {
-  let o = 12;
-  while (o < m.length && m[o] !== 0) {
-    if ((m[o]! & 0xc0) !== 0) return null;
-    o += m[o]! + 1;
-  }
-  if (o + 5 > m.length) return null;
-  return m.subarray(12, o + 5).toString('latin1').toLowerCase();
 }
 
 async function fuzzRound(seed: number, relay: boolean): Promise<void> {
@@ -192,7 +140,7 @@ async function fuzzRound(seed: number, relay: boolean): Promise<void> {
   for (let i = 0; i < N; i++) {
     const id = i + 1;
     const q = query(`q${i}.Fuzz.Test`, 'A', id);
-    want.set(id, questionOf(q)!);
+    want.set(id, questionOf(q, true)!);
     good.send(q, port, '127.0.0.1');
     for (let k = Math.floor(rnd() * 3); k > 0; k--) bad.send(garbage(rnd, i * 3 + k), port, '127.0.0.1');
     if (i % 40 === 39) await new Promise((r) => setImmediate(r)); // let answers interleave with queries
@@ -205,7 +153,7 @@ async function fuzzRound(seed: number, relay: boolean): Promise<void> {
   assert.equal(answers.size, N, `${tag}: every well-formed query answered (${answers.size} of ${N})`);
   for (const [id, list] of answers) {
     assert.equal(list.length, 1, `${tag}: query ${id} answered ${list.length} times`);
-    assert.equal(questionOf(list[0]!), want.get(id), `${tag}: query ${id} answered with its own question`);
+    assert.equal(questionOf(list[0]!, true), want.get(id), `${tag}: query ${id} answered with its own question`);
   }
   assert.equal(stray.length, 0, `${tag}: nothing else reached the well-behaved client`);
   assert.ok(liar.lies > N / 4, `${tag}: the liar lied (${liar.lies})`);
@@ -217,7 +165,7 @@ async function fuzzRound(seed: number, relay: boolean): Promise<void> {
   assert.ok(stats().stray > 0, `${tag}: the liar's answers were seen as strays`);
   // Still serving.
   const got = once(good, 'message');
-  want.set(4242, questionOf(query('after.fuzz.test', 'A', 4242))!);
+  want.set(4242, questionOf(query('after.fuzz.test', 'A', 4242), true)!);
   good.send(query('after.fuzz.test', 'A', 4242), port, '127.0.0.1');
   await Promise.race([got, new Promise((_, rej) => setTimeout(() => rej(new Error(`${tag}: no answer after the fuzz`)), 2000))]);
   assert.equal(answers.get(4242)?.length, 1);
@@ -269,7 +217,7 @@ test('hostile TCP clients (random bytes, bad frames, byte-at-a-time, abandoned f
     await once(c, 'connect');
     return c;
   };
-  const rand = (n: number): Buffer => { const b = Buffer.alloc(n); for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256); return b; };
+  const rand = (n: number): Buffer => randomBytes(rnd, n);
   (await open()).write(rand(3000)); // random bytes (a random length prefix, then whatever)
   (await open()).write(Buffer.from([0, 0, 0, 0, 0, 1, 0xff])); // empty frames, a 1-byte frame
   (await open()).write(tcpFrame(rand(40))); // a frame of garbage: FORMERR or a close
@@ -295,7 +243,7 @@ test('hostile TCP clients (random bytes, bad frames, byte-at-a-time, abandoned f
   const good = await open();
   const ids = Array.from({ length: 20 }, (_, i) => 1000 + i);
   const got: number[] = [];
-  const framer = new TcpFramer((m) => { got.push(readId(m)); assert.equal(questionOf(Buffer.from(m)), questionOf(query(`t${readId(m) - 1000}.fuzz.test`, 'A', 0))); });
+  const framer = new TcpFramer((m) => { got.push(readId(m)); assert.equal(questionOf(m, true), questionOf(query(`t${readId(m) - 1000}.fuzz.test`, 'A', 0), true)); });
   const done = new Promise<void>((resolve) => good.on('data', (d) => { framer.push(d); if (got.length === ids.length) resolve(); }));
   good.write(Buffer.concat(ids.map((id) => tcpFrame(query(`t${id - 1000}.fuzz.test`, 'A', id)))));
   await Promise.race([done, new Promise((_, rej) => setTimeout(() => rej(new Error(`good TCP client: ${got.length} of 20 answers`)), 3000))]);
@@ -366,7 +314,7 @@ test('a lying TCP backend beside an honest one: every pipelined TCP query answer
     for (const id of ids) {
       const list = got.get(id)!;
       assert.equal(list.length, 1, `query ${id} answered ${list.length} times`);
-      assert.equal(questionOf(list[0]!), questionOf(query(`t${id}.tcpfuzz.test`, 'A', id)), `query ${id}: its own question`);
+      assert.equal(questionOf(list[0]!, true), questionOf(query(`t${id}.tcpfuzz.test`, 'A', id), true), `query ${id}: its own question`);
       // The honest backend is always there to retry on: nothing ends as SERVFAIL.
       assert.equal(list[0]![3]! & 0x0f, 0, `query ${id}: RCODE ${list[0]![3]! & 0x0f}`);
     }

@@ -1,7 +1,7 @@
 /**
- * The resolver against a lying upstream, on loopback: under the right ID it answers with flipped
- * bytes (in the records the cache reads TTLs from, too), truncations, random bytes, any RCODE,
- * trailing junk, twice, or not at all; a second upstream is honest. What must hold: no crash
+ * The resolver against a lying upstream, on loopback: under the right ID it tells the lies of
+ * test/helpers/fuzz.ts (flipped bits reach the records the cache reads TTLs from, too); a second
+ * upstream is honest. What must hold: no crash
  * and no error logged, every query answered exactly once with its ID and its question as asked,
  * and the resolver still answers afterwards. Seeded; HADNS_FUZZ_SEED=N replays one seed.
  */
@@ -16,20 +16,10 @@ import { resolverSchema } from '../../src/config/schema.js';
 import { ResolverService } from '../../src/resolver/service.js';
 import { buildQuery } from '../../src/dns/message.js';
 import { readId } from '../../src/dns/wire.js';
+import { lie, prng, questionOf } from '../helpers/fuzz.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function udp(): Promise<dgram.Socket> {
   const s = dgram.createSocket('udp4');
@@ -61,43 +51,12 @@ async function upstream(rnd: (() => number) | null): Promise<{ port: number; lie
     let q: dnsPacket.DecodedPacket;
     try { q = dnsPacket.decode(m); } catch { return; }
     const good = answerFor(q);
-    const send = (b: Buffer): void => { s.send(b, r.port, r.address); };
-    if (rnd === null) { send(good); return; }
-    const x = rnd();
-    if (x < 0.15) { send(good); if (rnd() < 0.3) send(good); return; }
-    st.lies++;
-    if (x < 0.45) { // flipped bits anywhere after the ID: counts, names, TTLs, RDATA lengths
-      const b = Buffer.from(good);
-      for (let k = 1 + Math.floor(rnd() * 4); k > 0; k--) b[2 + Math.floor(rnd() * (b.length - 2))]! ^= 1 << Math.floor(rnd() * 8);
-      send(b);
-    } else if (x < 0.6) {
-      send(good.subarray(0, Math.floor(rnd() * good.length)));
-    } else if (x < 0.7) {
-      const b = Buffer.alloc(2 + Math.floor(rnd() * 600));
-      for (let i = 0; i < b.length; i++) b[i] = Math.floor(rnd() * 256);
-      b.writeUInt16BE(q.id!, 0);
-      send(b);
-    } else if (x < 0.8) {
-      const b = Buffer.from(good);
-      b[3] = (b[3]! & 0xf0) | Math.floor(rnd() * 16);
-      send(b);
-    } else if (x < 0.9) {
-      const junk = Buffer.alloc(1 + Math.floor(rnd() * 200));
-      for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(rnd() * 256);
-      send(Buffer.concat([good, junk]));
-    } // else: silence
+    if (rnd === null) { s.send(good, r.port, r.address); return; }
+    const { out, lied } = lie(good, rnd);
+    if (lied) st.lies++;
+    for (const b of out) s.send(b, r.port, r.address);
   });
   return st;
-}
-
-function questionOf(m: Buffer): string | null {
-  let o = 12;
-  while (o < m.length && m[o] !== 0) {
-    if ((m[o]! & 0xc0) !== 0) return null;
-    o += m[o]! + 1;
-  }
-  if (o + 5 > m.length) return null;
-  return m.subarray(12, o + 5).toString('latin1'); // case kept: the resolver answers in the client's case
 }
 
 async function round(seed: number): Promise<void> {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   createPolicy, hashString, ConsistentHash, SmoothRoundRobin, Tier, type PoolMember, type PolicyName,
 } from '../../src/balancer/policy.js';
+import { prng } from '../helpers/fuzz.js';
 
 class M implements PoolMember {
   active = 0;
@@ -12,17 +13,8 @@ class M implements PoolMember {
   available(): boolean { return this.up; }
 }
 
-/** Deterministic PRNG (mulberry32) so statistical tests never flake. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG so statistical tests never flake. */
+const rng = prng;
 
 function counts(name: PolicyName, ms: M[], n: number, key?: (i: number) => number): number[] {
   const p = createPolicy(name, ms, rng(42));
