@@ -1,0 +1,94 @@
+/**
+ * The legacy importers (dnsmasq.conf, nginx.conf, keepalived.conf) on broken files: each
+ * fixture mutated a few hundred ways (characters cut or inserted — braces, quotes, semicolons,
+ * NUL, non-ASCII —, lines dropped, doubled or swapped, numbers made huge or negative, the file
+ * truncated). Whatever the damage, an importer must come back with its result and diagnostics
+ * that carry a file, a line and a message, or throw an Error that says where; never a crash
+ * of its own (TypeError, RangeError, a stack overflow) and never a hang. Seeded;
+ * HADNS_FUZZ_SEED=N changes the seed.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { importDnsmasq } from '../../src/config/legacy/dnsmasq.js';
+import { importNginx } from '../../src/config/legacy/nginx.js';
+import { importKeepalived } from '../../src/config/legacy/keepalived.js';
+import type { Diagnostic } from '../../src/config/diagnostics.js';
+import { prng } from '../helpers/fuzz.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/dist\/$/, '/');
+const fx = (d: string, f: string) => readFileSync(join(root, 'test/fixtures', d, f), 'utf8');
+const SEED = Number(process.env.HADNS_FUZZ_SEED ?? 1);
+const ROUNDS = 300;
+
+const INSERTS = ['{', '}', ';', '"', "'", '#', '=', ',', '/', ' ', '\n', '\t', '\\', '0', '9', 'x', '\0', 'é', '\u{1F600}', '-', '.', ':', '[', ']', '*', '$'];
+
+function mutate(text: string, rnd: () => number): string {
+  let s = text;
+  for (let k = 1 + Math.floor(rnd() * 3); k > 0; k--) {
+    const at = Math.floor(rnd() * (s.length + 1));
+    const lines = s.split('\n');
+    const li = Math.floor(rnd() * lines.length), lj = Math.floor(rnd() * lines.length);
+    switch (Math.floor(rnd() * 8)) {
+      case 0: s = s.slice(0, at) + s.slice(at + 1 + Math.floor(rnd() * 20)); break; // cut
+      case 1: s = s.slice(0, at) + INSERTS[Math.floor(rnd() * INSERTS.length)] + s.slice(at); break;
+      case 2: lines.splice(li, 1); s = lines.join('\n'); break;
+      case 3: lines.splice(li, 0, lines[li] ?? ''); s = lines.join('\n'); break;
+      case 4: [lines[li], lines[lj]] = [lines[lj]!, lines[li]!]; s = lines.join('\n'); break;
+      case 5: s = s.replace(/\d+/g, (m) => (rnd() < 0.15 ? ['99999999999999999999', '-1', '0', '4294967296', '1e9', '0x10'][Math.floor(rnd() * 6)]! : m)); break;
+      case 6: s = s.slice(0, at); break; // truncated
+      default: s = s.slice(0, at) + s.slice(at).replace(/[{};]/, ''); break; // one structural character gone
+    }
+  }
+  return s;
+}
+
+function checkDiagnostics(ds: Diagnostic[], what: string): void {
+  for (const d of ds) {
+    assert.equal(typeof d.file, 'string', `${what}: diagnostic without a file: ${JSON.stringify(d)}`);
+    assert.ok(Number.isInteger(d.line) && d.line >= 0, `${what}: diagnostic without a line: ${JSON.stringify(d)}`);
+    assert.ok(typeof d.message === 'string' && d.message.length > 0, `${what}: diagnostic without a message`);
+  }
+}
+
+/** Runs `fn` on many mutations of `text`: results must carry sound diagnostics; errors must be ours. */
+function fuzz(name: string, text: string, fn: (t: string) => Diagnostic[]): void {
+  const rnd = prng(SEED * 7919 + name.length);
+  let errored = 0;
+  for (let i = 0; i < ROUNDS; i++) {
+    const t = mutate(text, rnd);
+    const what = `${name} (seed ${SEED}, round ${i})`;
+    let ds: Diagnostic[];
+    try {
+      ds = fn(t);
+    } catch (e) {
+      errored++;
+      // Refusing a file is fine; crashing on it is not.
+      assert.ok(e instanceof Error, `${what}: threw a non-Error`);
+      assert.ok(!(e instanceof TypeError) && !(e instanceof RangeError) && !(e instanceof ReferenceError),
+        `${what}: crashed with ${e.name}: ${e.message}\n--- input ---\n${t}`);
+      continue;
+    }
+    checkDiagnostics(ds, what);
+  }
+  // Most mutations still import (with diagnostics); if nearly all throw, the importer gives up
+  // too easily on a broken line instead of reporting it and going on.
+  assert.ok(errored < ROUNDS / 2, `${name}: ${errored} of ${ROUNDS} mutations refused outright`);
+}
+
+// Includes are answered from nowhere (dnsmasq) or resolve beside a path that does not exist: the
+// fuzz stays inside the given text.
+test('dnsmasq.conf importer: broken files give diagnostics, never a crash', () => {
+  const noFiles = (p: string): string => { throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' }); };
+  for (const f of ['article.conf', 'full.conf']) fuzz(`dnsmasq/${f}`, fx('dnsmasq', f), (t) => importDnsmasq('/nonexistent/dnsmasq.conf', t, noFiles).diagnostics);
+});
+
+test('nginx.conf importer: broken files give diagnostics, never a crash', () => {
+  for (const f of ['article-final.conf', 'article-udp-dns.conf', 'full-stream.conf']) fuzz(`nginx/${f}`, fx('nginx', f), (t) => importNginx('/nonexistent/nginx.conf', t).diagnostics);
+});
+
+test('keepalived.conf importer: broken files give diagnostics, never a crash', () => {
+  for (const f of ['article-ch4-a.conf', 'article-ch3-a-annotated.conf', 'full.conf']) fuzz(`keepalived/${f}`, fx('keepalived', f), (t) => importKeepalived('/nonexistent/keepalived.conf', t).diagnostics);
+});
