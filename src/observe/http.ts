@@ -141,8 +141,12 @@ export async function startObserve(view: NodeView, cfg: ApiConfig, log: Logger):
     unsubscribe = null;
   };
   const openStream = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const head = { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' };
+    // HEAD: the headers and nothing more. Held open, it sent nothing (no body is ever written to
+    // a HEAD response, so the headers never left) and took a console slot.
+    if (req.method === 'HEAD') { res.writeHead(200, head); res.end(); return; }
     if (sse.size >= MAX_SSE_CLIENTS) throw new HttpError(503, `too many live consoles (${MAX_SSE_CLIENTS})`);
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    res.writeHead(200, head);
     res.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ status: view.status(), events: view.events(100) })}\n\n`);
     sse.add(res);
     sseStart();

@@ -13,6 +13,7 @@ import net from 'node:net';
 import { HadnsProcess, runHadns } from '../helpers/hadns-process.js';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
 import { udpQuery, answersOf } from '../helpers/dns-client.js';
+import { prng } from '../helpers/fuzz.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
@@ -380,4 +381,56 @@ balancer:
   assert.match(st.stdout, /front +dns +local +(up|down)/);
   h.kill('SIGTERM');
   assert.equal(await h.exited, 0);
+});
+
+test('hostile requests (random methods, paths, bodies, headers; malformed HTTP) get 4xx, never a 5xx or a hang', async () => {
+  const rnd = prng(Number(process.env.HADNS_FUZZ_SEED ?? 3));
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'FOO'];
+  const paths = ['/', '/health', '/ready', '/metrics', '/api/v1/status', '/api/v1/events?limit=-5', '/api/v1/events?limit=abc',
+    '/api/v1/queries?limit=99999999999&q=%ZZ', '/api/v1/records', '/api/v1/records/%E0%A4%A', '/api/v1/records/a%2Fb%2Fc',
+    '/api/v1/records/' + 'x'.repeat(5000), '/api/v1/sync', '/api/v1/stream?x=1', '/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd',
+    '/web/../../package.json', '//api//v1//status', '/api/v1/\u00e9\u00e8', '/api/v1/records/?'];
+  const bodies = ['', '{', 'null', '[]', '{"name":', '{"__proto__":{"polluted":1},"name":"p.test","type":"A","value":"10.0.0.9"}',
+    '{"name":"a.test","type":"A","value":"10.0.0.1","ttl":1e308}', '{"name":"' + 'a.'.repeat(200) + 'test","type":"A","value":"10.0.0.1"}',
+    '{"name":"t.test","type":"TXT","value":["x",1,null]}', '{"node":1,"records":"no"}', '\u0000\u0001\u0002', '[' .repeat(5000) + ']'.repeat(5000)];
+  // HEAD on the event stream: its headers at once, not a held-open response that never sends them.
+  const head = await fetch(api + '/api/v1/stream', { method: 'HEAD', signal: AbortSignal.timeout(3000) });
+  assert.equal(head.status, 200);
+  assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const statuses: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const method = pick(methods);
+    const path = pick(paths);
+    const body = method === 'GET' || method === 'HEAD' ? undefined : pick(bodies);
+    const headers: Record<string, string> = {};
+    if (rnd() < 0.5) headers.Authorization = rnd() < 0.7 ? `Bearer ${TOKEN}` : pick(['Bearer', 'Basic Zm9vOmJhcg==', 'Bearer ' + 'x'.repeat(3000)]);
+    if (rnd() < 0.5) headers['Content-Type'] = pick(['application/json', 'text/plain', 'multipart/form-data; boundary=x']);
+    const status = await new Promise<number>((resolve, reject) => {
+      // The status is all we need; destroying the response also ends an SSE stream (GET /stream).
+      const req = http.request(api + path, { method, headers }, (res) => { resolve(res.statusCode ?? 0); res.destroy(); });
+      req.setTimeout(3000, () => { req.destroy(); reject(new Error(`${method} ${path}: no answer in 3 s`)); });
+      req.on('error', reject);
+      req.end(body);
+    });
+    statuses.push(status);
+    assert.ok(status >= 200 && status < 500, `${method} ${path.slice(0, 80)} ${String(body).slice(0, 60)} → ${status}`);
+  }
+  assert.ok(statuses.filter((s) => s >= 400).length > 100, 'most hostile requests are refused');
+  // Malformed HTTP on a raw socket: a 400 from Node's parser, or a close; never a crash.
+  for (const raw of ['GARBAGE\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', 'GET /health HTTP/9.9\r\n\r\n', '\u0000'.repeat(100)]) {
+    const reply = await new Promise<string>((resolve) => {
+      const c = net.connect(new URL(api).port as unknown as number, '127.0.0.1');
+      let got = '';
+      c.on('data', (d) => { got += d; });
+      c.on('close', () => resolve(got));
+      c.on('error', () => resolve(got));
+      c.setTimeout(3000, () => c.destroy());
+      c.end(raw);
+    });
+    assert.ok(reply === '' || /^HTTP\/1\.[01] 4\d\d/.test(reply), `raw ${JSON.stringify(raw.slice(0, 20))} → ${reply.slice(0, 40)}`);
+  }
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution in this process');
+  assert.equal((await get('/ready')).status, 200, 'the node still answers');
+  assert.deepEqual(answersOf(await udpQuery(dns, 'fixed.test')), ['A 10.0.0.1'], 'and still serves DNS');
 });
