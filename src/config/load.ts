@@ -72,9 +72,13 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_union') {
     const msgs = new Set<string>();
     for (const branch of issue.errors) for (const e of branch) msgs.add(describeIssue(e));
-    return [...msgs].join('; or ');
+    // A discriminated union whose discriminator matches no branch has no branch errors at all
+    // (zod lists the allowed values instead): `auth: { type: PASS }` used to say nothing.
+    const options = (issue as { options?: unknown[] }).options;
+    if (msgs.size === 0 && options?.length) return `must be one of ${options.map((v) => JSON.stringify(v)).join(', ')}`;
+    if (msgs.size > 0) return [...msgs].join('; or ');
   }
-  return issue.message;
+  return issue.message || 'invalid value';
 }
 
 /** Validates a config object; `locate` maps a key path to a line. */

@@ -36,6 +36,14 @@ resolver:
   assert.ok(lines.some((l) => /^hadns\.yaml:11: resolver: unknown key "colour"/.test(l)), lines.join('\n'));
 });
 
+test('a tagged choice with an unknown tag (VRRP auth type) says what is allowed, not nothing', () => {
+  const t = readFileSync(new URL('../../examples/article/node-a.yaml', import.meta.url).pathname.replace('/dist/examples/', '/examples/'), 'utf8');
+  const r = parseNative(t.replace('type: pass', 'type: PASS'), 'node-a.yaml');
+  const lines = r.diagnostics.map(formatDiagnostic);
+  assert.equal(r.config, undefined);
+  assert.ok(lines.some((l) => /^node-a\.yaml:\d+: vrrp\.instances\[0\]\.auth\.type: must be one of "none", "pass", "hmac"/.test(l)), lines.join('\n'));
+});
+
 test('YAML syntax errors and duplicate keys are reported with their line', () => {
   const r = parseNative('resolver:\n  listen: [a\n', 'bad.yaml');
   assert.ok(r.diagnostics.length > 0);

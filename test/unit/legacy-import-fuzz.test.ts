@@ -1,5 +1,6 @@
 /**
- * The legacy importers (dnsmasq.conf, nginx.conf, keepalived.conf) on broken files: each
+ * The config readers on broken files: the native YAML (`parseNative`) and the legacy importers
+ * (dnsmasq.conf, nginx.conf, keepalived.conf). Each
  * fixture mutated a few hundred ways (characters cut or inserted — braces, quotes, semicolons,
  * NUL, non-ASCII —, lines dropped, doubled or swapped, numbers made huge or negative, the file
  * truncated). Whatever the damage, an importer must come back with its result and diagnostics
@@ -15,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { importDnsmasq } from '../../src/config/legacy/dnsmasq.js';
 import { importNginx } from '../../src/config/legacy/nginx.js';
 import { importKeepalived } from '../../src/config/legacy/keepalived.js';
+import { parseNative } from '../../src/config/load.js';
 import type { Diagnostic } from '../../src/config/diagnostics.js';
 import { prng } from '../helpers/fuzz.js';
 
@@ -49,7 +51,7 @@ function checkDiagnostics(ds: Diagnostic[], what: string): void {
   for (const d of ds) {
     assert.equal(typeof d.file, 'string', `${what}: diagnostic without a file: ${JSON.stringify(d)}`);
     assert.ok(Number.isInteger(d.line) && d.line >= 0, `${what}: diagnostic without a line: ${JSON.stringify(d)}`);
-    assert.ok(typeof d.message === 'string' && d.message.length > 0, `${what}: diagnostic without a message`);
+    assert.ok(typeof d.message === 'string' && d.message.length > 0, `${what}: diagnostic without a message: ${JSON.stringify(d)}`);
   }
 }
 
@@ -91,4 +93,11 @@ test('nginx.conf importer: broken files give diagnostics, never a crash', () => 
 
 test('keepalived.conf importer: broken files give diagnostics, never a crash', () => {
   for (const f of ['article-ch4-a.conf', 'article-ch3-a-annotated.conf', 'full.conf']) fuzz(`keepalived/${f}`, fx('keepalived', f), (t) => importKeepalived('/nonexistent/keepalived.conf', t).diagnostics);
+});
+
+test('native YAML config: broken files give diagnostics with file and line, never a crash', () => {
+  for (const f of ['article/node-a.yaml', 'active-active/node-b.yaml']) {
+    const text = readFileSync(join(root, 'examples', f), 'utf8');
+    fuzz(`examples/${f}`, text, (t) => parseNative(t, '/nonexistent/hadns.yaml').diagnostics);
+  }
 });
