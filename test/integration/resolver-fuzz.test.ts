@@ -1,13 +1,15 @@
 /**
  * The resolver against a lying upstream, on loopback: under the right ID it tells the lies of
  * test/helpers/fuzz.ts (flipped bits reach the records the cache reads TTLs from, too); a second
- * upstream is honest. What must hold: no crash
- * and no error logged, every query answered exactly once with its ID and its question as asked,
- * and the resolver still answers afterwards. Seeded; HADNS_FUZZ_SEED=N replays one seed.
+ * upstream is honest. What must hold: no crash and no error logged, every query answered exactly
+ * once with its ID and its question as asked, and the resolver still answers afterwards. Also hostile clients: UDP garbage, and over TCP
+ * random bytes, bad frames, a query a byte at a time, an abandoned frame. Seeded;
+ * HADNS_FUZZ_SEED=N replays one seed.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import dnsPacket from 'dns-packet';
@@ -15,8 +17,9 @@ import { pino } from 'pino';
 import { resolverSchema } from '../../src/config/schema.js';
 import { ResolverService } from '../../src/resolver/service.js';
 import { buildQuery } from '../../src/dns/message.js';
-import { readId } from '../../src/dns/wire.js';
-import { lie, prng, questionOf } from '../helpers/fuzz.js';
+import { readId, tcpFrame } from '../../src/dns/wire.js';
+import { tcpQueries } from '../helpers/dns-client.js';
+import { lie, prng, questionOf, randomBytes } from '../helpers/fuzz.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -104,4 +107,56 @@ const seeds = process.env.HADNS_FUZZ_SEED ? [Number(process.env.HADNS_FUZZ_SEED)
 
 test('a lying upstream beside an honest one: one answer per query with its question, no crash, no error logged', async () => {
   for (const seed of seeds) await round(seed);
+});
+
+test('hostile clients (UDP garbage; TCP random bytes, bad frames, byte-at-a-time, abandoned frames) leave good clients served', async () => {
+  const rnd = prng(Number(process.env.HADNS_FUZZ_SEED ?? 9));
+  const honest = await upstream(null);
+  const cfg = resolverSchema.parse({ listen: ['127.0.0.1:0'], upstreams: { servers: [`127.0.0.1#${honest.port}`] } });
+  const errors: string[] = [];
+  const sink = new Writable({ write(chunk, _e, cb) { errors.push(String(chunk)); cb(); } });
+  const svc = await ResolverService.start(cfg, pino({ level: 'error' }, sink));
+  cleanups.push(() => svc.close());
+  const udpPort = svc.addresses().find((a) => a.proto === 'udp')!.port;
+  const tcpPort = svc.addresses().find((a) => a.proto === 'tcp')!.port;
+  // UDP: 500 datagrams of garbage and mangled queries.
+  const bad = await udp();
+  for (let i = 0; i < 500; i++) {
+    const q = buildQuery(`g${i}.fuzz.test`, 'A', { id: i });
+    const b = rnd() < 0.5 ? randomBytes(rnd, Math.floor(rnd() * 600)) : Buffer.from(q);
+    if (b === q || rnd() < 0.7) for (let k = 1 + Math.floor(rnd() * 5); k > 0 && b.length; k--) b[Math.floor(rnd() * b.length)]! ^= 1 << Math.floor(rnd() * 8);
+    bad.send(b, udpPort, '127.0.0.1');
+  }
+  // TCP: the same kinds of abuse the balancer's fuzz test uses.
+  const conns: net.Socket[] = [];
+  cleanups.push(() => { for (const c of conns) c.destroy(); });
+  const open = async (): Promise<net.Socket> => {
+    const c = net.connect(tcpPort, '127.0.0.1');
+    c.on('error', () => {});
+    conns.push(c);
+    await once(c, 'connect');
+    return c;
+  };
+  (await open()).write(randomBytes(rnd, 3000));
+  (await open()).write(Buffer.from([0, 0, 0, 0, 0, 1, 0xff]));
+  (await open()).write(tcpFrame(randomBytes(rnd, 40)));
+  const abandoned = await open();
+  abandoned.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
+  abandoned.destroy();
+  const slow = await open();
+  const slowAnswer = once(slow, 'data');
+  for (const byte of tcpFrame(buildQuery('slow.fuzz.test', 'A', { id: 77 }))) { slow.write(Buffer.from([byte])); await new Promise((r) => setTimeout(r, 1)); }
+  const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+    Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out: ${what}`)), 3000))]);
+  const [s1] = (await within(slowAnswer, 'byte-at-a-time answer')) as [Buffer];
+  assert.equal(s1.readUInt16BE(2), 77);
+  // Good clients on both transports.
+  const good = await udp();
+  const ans = once(good, 'message');
+  good.send(buildQuery('after.fuzz.test', 'A', { id: 4321 }), udpPort, '127.0.0.1');
+  const [u1] = (await within(ans, 'UDP answer')) as [Buffer];
+  assert.equal(readId(u1), 4321);
+  const t = await within(tcpQueries(tcpPort, [buildQuery('t1.fuzz.test', 'A', { id: 1 }), buildQuery('t2.fuzz.test', 'TXT', { id: 2 })]), 'TCP answers');
+  assert.deepEqual(t.map((r) => r.id).sort(), [1, 2]);
+  assert.deepEqual(errors, [], 'nothing logged at error level');
 });
