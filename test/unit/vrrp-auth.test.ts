@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { encodeAdvert, type VrrpAdvert } from '../../src/vrrp/packet.js';
 import { buildHmacTrailer, verifyHmacTrailer, SequenceGenerator, HMAC_TRAILER_LEN } from '../../src/vrrp/auth.js';
 import { checkAdvert, type ReceivePolicy } from '../../src/vrrp/receive.js';
@@ -100,4 +101,35 @@ test('config schema: defaults like keepalived, errors for impossible settings', 
   assert.equal(bad({ vrid: 256 }).success, false);
   assert.equal(bad({ virtual_addresses: [] }).success, false, 'no address: an error, not an exception');
   assert.equal(bad({ frobnicate: 1 }).success, false, 'unknown keys are errors');
+});
+
+test('hmac under random tampering (fast-check): any changed, cut or added byte is refused; nothing throws', () => {
+  const seq = new SequenceGenerator().next(NOW);
+  const pkt = signed(seq);
+  const tamper = fc.oneof(
+    fc.record({ kind: fc.constant('flip' as const), at: fc.nat(pkt.length - 1), bit: fc.integer({ min: 0, max: 7 }) }),
+    fc.record({ kind: fc.constant('cut' as const), at: fc.nat(pkt.length - 1) }),
+    fc.record({ kind: fc.constant('add' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 40 }) }),
+    fc.record({ kind: fc.constant('src' as const), last: fc.integer({ min: 1, max: 254 }) }),
+  );
+  fc.assert(fc.property(tamper, (t) => {
+    let payload: Buffer = Buffer.from(pkt);
+    let src = ip.src;
+    if (t.kind === 'flip') payload[t.at]! ^= 1 << t.bit;
+    else if (t.kind === 'cut') payload = payload.subarray(0, t.at);
+    else if (t.kind === 'add') payload = Buffer.concat([payload, Buffer.from(t.bytes)]);
+    else { if (t.last === 237) return; src = `192.0.2.${t.last}`; }
+    const v = checkAdvert(policy, { src, dst: ip.dst, ttl: 255, payload }, ['192.0.2.210'], undefined, NOW);
+    assert.equal(v.ok, false, `accepted after ${JSON.stringify(t)}`);
+  }), { numRuns: 3000, seed: 7 });
+  // And the untouched packet still passes (the property is not vacuous).
+  assert.equal(checkAdvert(policy, { ...ip, ttl: 255, payload: pkt }, ['192.0.2.210'], undefined, NOW).ok, true);
+});
+
+test('any bytes from any source (fast-check): checkAdvert returns a verdict with a reason, never throws', () => {
+  const v2: ReceivePolicy = { version: 2, family: 4, vrid: 88, intervalMs: 1000, ownAddresses: ['192.0.2.50'], peers: [], auth: { type: 'pass', password: 'secret' } };
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.constantFrom(policy, v2), fc.option(fc.integer({ min: 0, max: 255 })), (bytes, p, ttl) => {
+    const v = checkAdvert(p, { ...ip, ttl: ttl ?? undefined, payload: bytes }, [], undefined, NOW);
+    if (!v.ok) assert.ok(v.reason.length > 0 && typeof v.detail === 'string');
+  }), { numRuns: 3000, seed: 8 });
 });
