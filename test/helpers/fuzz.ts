@@ -1,8 +1,12 @@
 /**
  * Helpers for the fuzz tests: a seeded PRNG (so a failure can be replayed by its seed), random
- * bytes, the menu of lies a hostile DNS server tells under a query's ID, and a message's question
- * section for comparing an answer with its query.
+ * bytes, the menu of lies a hostile DNS server tells under a query's ID, a message's question
+ * section for comparing an answer with its query, and a hostile DNS-over-TCP client.
  */
+import net from 'node:net';
+import { once } from 'node:events';
+import { buildQuery } from '../../src/dns/message.js';
+import { tcpFrame } from '../../src/dns/wire.js';
 
 /** mulberry32: small, fast, deterministic; a float in [0, 1) per call. */
 export function prng(seed: number): () => number {
@@ -69,4 +73,43 @@ export function questionOf(m: Uint8Array, fold = false): string | null {
   if (o + 5 > m.length) return null;
   const s = Buffer.from(m.buffer, m.byteOffset + 12, o + 5 - 12).toString('latin1');
   return fold ? s.toLowerCase() : s;
+}
+
+/** `p`, or a rejection naming `what` if it has not settled within `ms`. */
+export function within<T>(p: Promise<T>, what: string, ms = 3000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** A connected TCP client to 127.0.0.1:`port`, kept in `conns` for the caller to destroy. */
+export async function tcpClient(port: number, conns: net.Socket[]): Promise<net.Socket> {
+  const c = net.connect(port, '127.0.0.1');
+  c.on('error', () => {});
+  conns.push(c);
+  await once(c, 'connect');
+  return c;
+}
+
+/**
+ * Abuses a DNS-over-TCP listener the ways a broken or hostile client does: random bytes (a random
+ * length prefix, then whatever), empty and one-byte frames, a frame of garbage, a frame that
+ * promises 65535 bytes and is abandoned, and a real query sent one byte at a time. Resolves with
+ * the answer to that last one (ID 77), which must come.
+ */
+export async function abuseTcp(port: number, rnd: () => number, conns: net.Socket[]): Promise<Buffer> {
+  (await tcpClient(port, conns)).write(randomBytes(rnd, 3000));
+  (await tcpClient(port, conns)).write(Buffer.from([0, 0, 0, 0, 0, 1, 0xff]));
+  (await tcpClient(port, conns)).write(tcpFrame(randomBytes(rnd, 40)));
+  const abandoned = await tcpClient(port, conns);
+  abandoned.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
+  abandoned.destroy();
+  const slow = await tcpClient(port, conns);
+  const answer = once(slow, 'data');
+  for (const byte of tcpFrame(buildQuery('slow.fuzz.test', 'A', { id: 77 }))) {
+    slow.write(Buffer.from([byte]));
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const [m] = (await within(answer, 'the answer to a query sent a byte at a time')) as [Buffer];
+  return m;
 }

@@ -24,7 +24,7 @@ import type { ServiceInput } from '../../src/balancer/config.js';
 import type { DnsServiceStats } from '../../src/balancer/dns-proxy.js';
 import type { BalancerLog } from '../../src/balancer/sockets.js';
 import { query } from './balancer-util.js';
-import { lie, prng, questionOf, randomBytes } from '../helpers/fuzz.js';
+import { abuseTcp, lie, prng, questionOf, randomBytes, tcpClient, within } from '../helpers/fuzz.js';
 import { readId, tcpFrame, TcpFramer } from '../../src/dns/wire.js';
 
 const sockets: dgram.Socket[] = [];
@@ -210,32 +210,12 @@ test('hostile TCP clients (random bytes, bad frames, byte-at-a-time, abandoned f
   }] }, { log });
   started.push(bal);
   const port = bal.addresses().find((x) => x.proto === 'tcp')!.port;
-  const open = async (): Promise<net.Socket> => {
-    const c = net.connect(port, '127.0.0.1');
-    c.on('error', () => {});
-    conns.push(c);
-    await once(c, 'connect');
-    return c;
-  };
-  const rand = (n: number): Buffer => randomBytes(rnd, n);
-  (await open()).write(rand(3000)); // random bytes (a random length prefix, then whatever)
-  (await open()).write(Buffer.from([0, 0, 0, 0, 0, 1, 0xff])); // empty frames, a 1-byte frame
-  (await open()).write(tcpFrame(rand(40))); // a frame of garbage: FORMERR or a close
-  const q1 = tcpFrame(query('slow.fuzz.test', 'A', 77));
-  const slow = await open();
-  const slowAnswer = once(slow, 'data');
-  for (const byte of q1) { slow.write(Buffer.from([byte])); await new Promise((r) => setTimeout(r, 1)); }
-  const abandoned = await open();
-  abandoned.write(Buffer.from([0xff, 0xff, 1, 2, 3])); // promises 65535 bytes, then leaves
-  abandoned.destroy();
-  const half = await open();
-  half.end(tcpFrame(query('half.fuzz.test', 'A', 78))); // query, then half-close: the answer still comes
-  const halfAnswer = once(half, 'data');
-
-  const within = <T>(p: Promise<T>, what: string): Promise<T> =>
-    Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out: ${what}`)), 3000))]);
-  const [s1] = (await within(slowAnswer, 'byte-at-a-time answer')) as [Buffer];
+  const open = (): Promise<net.Socket> => tcpClient(port, conns);
+  const s1 = await abuseTcp(port, rnd, conns);
   assert.equal(s1.readUInt16BE(2), 77, 'the byte-at-a-time query was answered');
+  const half = await open();
+  const halfAnswer = once(half, 'data');
+  half.end(tcpFrame(query('half.fuzz.test', 'A', 78))); // query, then half-close: the answer still comes
   const [h1] = (await within(halfAnswer, 'half-closed answer')) as [Buffer];
   assert.equal(h1.readUInt16BE(2), 78, 'the half-closed client got its answer');
 

@@ -17,9 +17,9 @@ import { pino } from 'pino';
 import { resolverSchema } from '../../src/config/schema.js';
 import { ResolverService } from '../../src/resolver/service.js';
 import { buildQuery } from '../../src/dns/message.js';
-import { readId, tcpFrame } from '../../src/dns/wire.js';
+import { readId } from '../../src/dns/wire.js';
 import { tcpQueries } from '../helpers/dns-client.js';
-import { lie, prng, questionOf, randomBytes } from '../helpers/fuzz.js';
+import { abuseTcp, lie, prng, questionOf, randomBytes, within } from '../helpers/fuzz.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -130,26 +130,7 @@ test('hostile clients (UDP garbage; TCP random bytes, bad frames, byte-at-a-time
   // TCP: the same kinds of abuse the balancer's fuzz test uses.
   const conns: net.Socket[] = [];
   cleanups.push(() => { for (const c of conns) c.destroy(); });
-  const open = async (): Promise<net.Socket> => {
-    const c = net.connect(tcpPort, '127.0.0.1');
-    c.on('error', () => {});
-    conns.push(c);
-    await once(c, 'connect');
-    return c;
-  };
-  (await open()).write(randomBytes(rnd, 3000));
-  (await open()).write(Buffer.from([0, 0, 0, 0, 0, 1, 0xff]));
-  (await open()).write(tcpFrame(randomBytes(rnd, 40)));
-  const abandoned = await open();
-  abandoned.write(Buffer.from([0xff, 0xff, 1, 2, 3]));
-  abandoned.destroy();
-  const slow = await open();
-  const slowAnswer = once(slow, 'data');
-  for (const byte of tcpFrame(buildQuery('slow.fuzz.test', 'A', { id: 77 }))) { slow.write(Buffer.from([byte])); await new Promise((r) => setTimeout(r, 1)); }
-  const within = <T>(p: Promise<T>, what: string): Promise<T> =>
-    Promise.race([p, new Promise<T>((_, rej) => setTimeout(() => rej(new Error(`timed out: ${what}`)), 3000))]);
-  const [s1] = (await within(slowAnswer, 'byte-at-a-time answer')) as [Buffer];
-  assert.equal(s1.readUInt16BE(2), 77);
+  assert.equal((await abuseTcp(tcpPort, rnd, conns)).readUInt16BE(2), 77);
   // Good clients on both transports.
   const good = await udp();
   const ans = once(good, 'message');
