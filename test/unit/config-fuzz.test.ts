@@ -1,6 +1,6 @@
 /**
- * The config readers on broken files: the native YAML (`parseNative`) and the legacy importers
- * (dnsmasq.conf, nginx.conf, keepalived.conf). Each
+ * The config readers on broken files: the native YAML (`parseNative`), the legacy importers
+ * (dnsmasq.conf, nginx.conf, keepalived.conf) and hosts files. Each
  * fixture mutated a few hundred ways (characters cut or inserted — braces, quotes, semicolons,
  * NUL, non-ASCII —, lines dropped, doubled or swapped, numbers made huge or negative, the file
  * truncated). Whatever the damage, an importer must come back with its result and diagnostics
@@ -17,6 +17,7 @@ import { importDnsmasq } from '../../src/config/legacy/dnsmasq.js';
 import { importNginx } from '../../src/config/legacy/nginx.js';
 import { importKeepalived } from '../../src/config/legacy/keepalived.js';
 import { parseNative } from '../../src/config/load.js';
+import { parseHosts } from '../../src/resolver/hosts.js';
 import type { Diagnostic } from '../../src/config/diagnostics.js';
 import { prng } from '../helpers/fuzz.js';
 
@@ -100,4 +101,24 @@ test('native YAML config: broken files give diagnostics with file and line, neve
     const text = readFileSync(join(root, 'examples', f), 'utf8');
     fuzz(`examples/${f}`, text, (t) => parseNative(t, '/nonexistent/hadns.yaml').diagnostics);
   }
+});
+
+test('hosts files: broken lines give diagnostics with their line, never a crash; good lines still load', () => {
+  const hosts = `127.0.0.1\tlocalhost
+::1 localhost ip6-localhost ip6-loopback
+192.0.2.10 www.example.internal www   # the web server
+198.51.100.7 db.example.internal
+fe80::1%eth0 linklocal.example.internal
+10.0.0.300 bad.example.internal
+2001:db8::5 v6.example.internal v6
+`;
+  fuzz('hosts', hosts, (t) => {
+    const r = parseHosts(t, '/nonexistent/hosts');
+    for (const e of r.entries) assert.ok(typeof e.address === 'string' && e.names.length > 0, `entry ${JSON.stringify(e)}`);
+    return r.diagnostics;
+  });
+  // Unharmed lines load around a broken one.
+  const r = parseHosts('192.0.2.1 a.test\n300.1.1.1 bad.test\n192.0.2.2 b.test\n', 'h');
+  assert.deepEqual(r.entries.map((e) => e.names[0]), ['a.test', 'b.test']);
+  assert.deepEqual(r.diagnostics.map((d) => d.line), [2]);
 });
