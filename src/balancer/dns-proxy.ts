@@ -39,6 +39,7 @@ import { createPolicy, hashString, type Policy, type PoolMember } from './policy
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
 import { BatchUdpSocket, batchSeq, copyBytes, META, useBatchUdp } from '../util/udp-batch.js';
+import { FrameDeadline } from '../util/net.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
 
@@ -513,10 +514,14 @@ export class DnsProxy {
       if (c.outstanding >= MAX_TCP_CLIENT_OUTSTANDING) sock.pause();
       this.begin(q);
     });
-    sock.on('data', (chunk) => { if (!framer.push(chunk)) sock.destroy(); });
+    const deadline = new FrameDeadline(this.svc.tcp.idle, () => sock.destroy());
+    sock.on('data', (chunk) => {
+      if (!framer.push(chunk)) { sock.destroy(); return; }
+      deadline.update(framer.pending, framer.completed);
+    });
     sock.on('end', () => { c.readEnded = true; if (c.outstanding === 0) sock.end(); });
     sock.on('error', () => { /* reset by peer */ });
-    sock.on('close', () => { c.closed = true; this.clients.delete(c); });
+    sock.on('close', () => { c.closed = true; deadline.clear(); this.clients.delete(c); });
   }
 
   /**

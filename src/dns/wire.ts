@@ -358,22 +358,65 @@ export function clientUdpLimit(info: QueryInfo): number {
  * a protocol error, and at most one message (≤ 65535 bytes) is buffered.
  */
 export class TcpFramer {
-  private buf: Buffer = Buffer.alloc(0);
+  /** The length prefix while it is split across chunks. */
+  private readonly head = Buffer.alloc(2);
+  private headLen = 0;
+  /** The message being assembled, allocated once its length is known, and how much of it came. */
+  private frame: Buffer | null = null;
+  private fill = 0;
+  /** Messages delivered so far (FrameDeadline uses it to tell a finished message from progress). */
+  completed = 0;
   constructor(private readonly onMessage: (msg: Buffer) => void) {}
-  /** Returns false when the stream is broken (caller closes the connection). */
+  /**
+   * Returns false when the stream is broken (caller closes the connection). Whole messages in a
+   * chunk are passed as views of it; a split one is copied once into a buffer of its announced
+   * size, so a message dripped a byte at a time costs linear work, not a concat per byte.
+   */
   push(chunk: Buffer): boolean {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 2) {
-      const n = (this.buf[0] << 8) | this.buf[1];
-      if (n === 0) return false;
-      if (this.buf.length < 2 + n) break;
-      const msg = this.buf.subarray(2, 2 + n);
-      this.buf = this.buf.subarray(2 + n);
-      this.onMessage(msg);
+    let off = 0;
+    const end = chunk.length;
+    while (off < end) {
+      if (this.frame === null) {
+        if (this.headLen === 0 && end - off >= 2) {
+          const n = (chunk[off]! << 8) | chunk[off + 1]!;
+          if (n === 0) return false;
+          if (end - off - 2 >= n) {
+            const msg = chunk.subarray(off + 2, off + 2 + n);
+            off += 2 + n;
+            this.completed++;
+            this.onMessage(msg);
+            continue;
+          }
+          this.frame = Buffer.allocUnsafe(n);
+          this.fill = 0;
+          off += 2;
+          continue;
+        }
+        this.head[this.headLen++] = chunk[off++]!;
+        if (this.headLen === 2) {
+          const n = (this.head[0]! << 8) | this.head[1]!;
+          this.headLen = 0;
+          if (n === 0) return false;
+          this.frame = Buffer.allocUnsafe(n);
+          this.fill = 0;
+        }
+        continue;
+      }
+      const take = Math.min(this.frame.length - this.fill, end - off);
+      chunk.copy(this.frame, this.fill, off, off + take);
+      this.fill += take;
+      off += take;
+      if (this.fill === this.frame.length) {
+        const msg = this.frame;
+        this.frame = null;
+        this.completed++;
+        this.onMessage(msg);
+      }
     }
     return true;
   }
-  get pending(): number { return this.buf.length; }
+  /** Bytes of an unfinished message held (its length prefix included). */
+  get pending(): number { return this.frame !== null ? 2 + this.fill : this.headLen; }
 }
 
 /** Prefixes a message with its 2-byte length for TCP. */

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import type { DnsHandler, QueryContext } from '../dns/handler.js';
 import { TcpFramer } from '../dns/wire.js';
 import { parseHostPort } from '../config/schema.js';
-import { literalLookup } from '../util/net.js';
+import { FrameDeadline, literalLookup } from '../util/net.js';
 import { BatchUdpSocket, META, useBatchUdp } from '../util/udp-batch.js';
 
 export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number; /** Queries received here. */ queries?: number }
@@ -139,7 +139,8 @@ export class DnsListeners {
     let outstanding = 0;
     let closed = false;
     let readEnded = false; // the client half-closed: end our side once every answer is written
-    c.setTimeout(this.opts.tcpIdleMs ?? 10_000, () => c.destroy());
+    const idleMs = this.opts.tcpIdleMs ?? 10_000;
+    c.setTimeout(idleMs, () => c.destroy());
     const ctx: QueryContext = { clientAddress: c.remoteAddress ?? '', clientPort: c.remotePort ?? 0, transport: 'tcp' };
     const framer = new TcpFramer((msg) => {
       this.stats.tcpIn++;
@@ -159,10 +160,14 @@ export class DnsListeners {
         if (readEnded && outstanding === 0) c.end();
       });
     });
-    c.on('data', (chunk) => { if (!framer.push(chunk)) c.destroy(); });
+    const deadline = new FrameDeadline(idleMs, () => c.destroy());
+    c.on('data', (chunk) => {
+      if (!framer.push(chunk)) { c.destroy(); return; }
+      deadline.update(framer.pending, framer.completed);
+    });
     c.on('end', () => { readEnded = true; if (outstanding === 0) c.end(); });
     c.on('error', () => { /* reset by peer */ });
-    c.on('close', () => { closed = true; this.conns.delete(c); });
+    c.on('close', () => { closed = true; deadline.clear(); this.conns.delete(c); });
   }
 
   async close(): Promise<void> {

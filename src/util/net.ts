@@ -34,3 +34,31 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
     if (ok) { await new Promise<void>((r) => t.close(() => r())); return port; }
   }
 }
+
+/**
+ * Slow-drip guard for DNS over TCP: each message must arrive whole within `ms` of its first
+ * byte. The idle timeout alone restarts on every byte, so a client sending one byte every few
+ * seconds would hold its connection, and a slot of the connection limit, for ever. Call
+ * `update` after every chunk with the framer's `pending` bytes and `completed` count; one timer
+ * per connection, armed only while a message is incomplete.
+ */
+export class FrameDeadline {
+  private timer: NodeJS.Timeout | null = null;
+  private lastCompleted = 0;
+  constructor(private readonly ms: number, private readonly onExpire: () => void) {}
+
+  update(pending: number, completed: number): void {
+    const progressed = completed !== this.lastCompleted;
+    this.lastCompleted = completed;
+    if (pending === 0) { this.clear(); return; }
+    // A message finished in this chunk and the next one began: its deadline starts now.
+    if (progressed || this.timer === null) {
+      this.clear();
+      this.timer = setTimeout(this.onExpire, this.ms);
+    }
+  }
+
+  clear(): void {
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+  }
+}

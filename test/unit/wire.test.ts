@@ -87,6 +87,43 @@ test('TcpFramer reassembles split and pipelined messages and rejects zero length
   assert.equal(f.push(Buffer.from([0, 0])), false);
 });
 
+test('TcpFramer under any chunking (fast-check): the same messages in order, pending and completed exact', () => {
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ minLength: 1, maxLength: 700 }), { minLength: 1, maxLength: 8 }),
+    fc.array(fc.integer({ min: 1, max: 900 }), { minLength: 1, maxLength: 40 }),
+    (msgs, cuts) => {
+      const stream = Buffer.concat(msgs.map((m) => tcpFrame(m)));
+      const got: Buffer[] = [];
+      // Copied: a whole message may be a view of the chunk the caller reuses.
+      const f = new TcpFramer((m) => got.push(Buffer.from(m)));
+      let off = 0, k = 0;
+      while (off < stream.length) {
+        const n = Math.min(cuts[k++ % cuts.length]!, stream.length - off);
+        assert.ok(f.push(stream.subarray(off, off + n)));
+        off += n;
+        const done = Buffer.concat(got).length + got.length * 2;
+        assert.equal(f.pending, off - done, 'pending = bytes of the unfinished message');
+      }
+      assert.equal(f.completed, msgs.length);
+      assert.deepEqual(got.map((b) => b.toString('hex')), msgs.map((m) => Buffer.from(m).toString('hex')));
+    },
+  ), { numRuns: 500, seed: 11 });
+});
+
+test('TcpFramer: a maximum-size message dripped one byte at a time arrives whole', () => {
+  const big = Buffer.alloc(65535, 7);
+  const framed = tcpFrame(big);
+  let got: Buffer | null = null;
+  const f = new TcpFramer((m) => { got = Buffer.from(m); });
+  for (let i = 0; i < framed.length; i++) f.push(framed.subarray(i, i + 1));
+  assert.ok(got !== null && (got as Buffer).equals(big));
+  assert.equal(f.pending, 0);
+  // A zero length after a split prefix is still refused.
+  const g = new TcpFramer(() => {});
+  assert.equal(g.push(Buffer.from([0])), true);
+  assert.equal(g.push(Buffer.from([0])), false);
+});
+
 test('errorResponse echoes the question and adds OPT only when asked with EDNS', () => {
   const info = new QueryInfo();
   const q = buildQuery('a.example', 'MX', { id: 99, edns: true });
