@@ -514,7 +514,7 @@ export class DnsProxy {
       if (c.outstanding >= MAX_TCP_CLIENT_OUTSTANDING) sock.pause();
       this.begin(q);
     });
-    const deadline = new FrameDeadline(this.svc.tcp.idle, () => sock.destroy());
+    const deadline = new FrameDeadline(this.svc.tcp.idle, () => sock.destroy(), () => sock.isPaused());
     sock.on('data', (chunk) => {
       if (!framer.push(chunk)) { sock.destroy(); return; }
       deadline.update(framer.pending, framer.completed);

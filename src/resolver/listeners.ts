@@ -160,7 +160,7 @@ export class DnsListeners {
         if (readEnded && outstanding === 0) c.end();
       });
     });
-    const deadline = new FrameDeadline(idleMs, () => c.destroy());
+    const deadline = new FrameDeadline(idleMs, () => c.destroy(), () => c.isPaused());
     c.on('data', (chunk) => {
       if (!framer.push(chunk)) { c.destroy(); return; }
       deadline.update(framer.pending, framer.completed);

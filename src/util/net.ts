@@ -45,7 +45,12 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 export class FrameDeadline {
   private timer: NodeJS.Timeout | null = null;
   private lastCompleted = 0;
-  constructor(private readonly ms: number, private readonly onExpire: () => void) {}
+  /**
+   * `weArePaused`: true while the server itself stopped reading (too many queries outstanding);
+   * the rest of the message is then waiting in our socket buffer, not on the client, and the
+   * deadline starts over instead of cutting the client off.
+   */
+  constructor(private readonly ms: number, private readonly onExpire: () => void, private readonly weArePaused: () => boolean = () => false) {}
 
   update(pending: number, completed: number): void {
     const progressed = completed !== this.lastCompleted;
@@ -53,9 +58,17 @@ export class FrameDeadline {
     if (pending === 0) { this.clear(); return; }
     // A message finished in this chunk and the next one began: its deadline starts now.
     if (progressed || this.timer === null) {
-      this.clear();
-      this.timer = setTimeout(this.onExpire, this.ms);
+      this.arm();
     }
+  }
+
+  private arm(): void {
+    this.clear();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.weArePaused()) this.arm();
+      else this.onExpire();
+    }, this.ms);
   }
 
   clear(): void {
