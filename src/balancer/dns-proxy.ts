@@ -39,7 +39,7 @@ import { createPolicy, hashString, type Policy, type PoolMember } from './policy
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
 import { BatchUdpSocket, batchSeq, copyBytes, META, useBatchUdp } from '../util/udp-batch.js';
-import { FrameDeadline } from '../util/net.js';
+import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
 
@@ -91,7 +91,7 @@ class Query {
   a3 = 0;
   addr = '';
   port = 0;
-  tcp: ClientConn | null = null;
+  tcp: DnsTcpConn | null = null;
   start = 0;
   tried = 0;
   tries = 0;
@@ -134,14 +134,6 @@ class TcpChannel implements Channel {
     this.framer = new TcpFramer((m) => { this.answered++; onMsg(this, m); });
   }
   send(msg: Buffer, len: number): void { this.sock.write(tcpFrame(msg, len)); }
-}
-
-class ClientConn {
-  closed = false;
-  outstanding = 0;
-  /** The client half-closed: our side ends once every outstanding answer is written. */
-  readEnded = false;
-  constructor(readonly sock: net.Socket) {}
 }
 
 export interface BackendStats {
@@ -284,7 +276,7 @@ export class DnsProxy {
   private curSlot = 0;
   private curDgram: dgram.Socket | null = null;
   private readonly tcpServers: net.Server[] = [];
-  private readonly clients = new Set<ClientConn>();
+  private readonly clients = new Set<DnsTcpConn>();
   private bound: Bound[] = [];
   private readonly cache: PacketCache | null;
   private readonly useHash: boolean;
@@ -498,37 +490,25 @@ export class DnsProxy {
   }
 
   private onTcpClient(sock: net.Socket): void {
-    const c = new ClientConn(sock);
-    this.clients.add(c);
-    sock.setNoDelay(true);
-    sock.setTimeout(this.svc.tcp.idle, () => sock.destroy());
     const addr = sock.remoteAddress ?? '';
     const port = sock.remotePort ?? 0;
-    const framer = new TcpFramer((msg) => {
+    const c = new DnsTcpConn(sock, MAX_TCP_CLIENT_OUTSTANDING, this.svc.tcp.idle, (msg) => {
       this.stat.queries++;
       if (msg.length < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
       const q = this.accept(msg, msg.length, addr, port, c);
       if (q === null) return;
       q.tcp = c;
-      c.outstanding++;
-      if (c.outstanding >= MAX_TCP_CLIENT_OUTSTANDING) sock.pause();
+      c.began();
       this.begin(q);
-    });
-    const deadline = new FrameDeadline(this.svc.tcp.idle, () => sock.destroy(), () => sock.isPaused());
-    sock.on('data', (chunk) => {
-      if (!framer.push(chunk)) { sock.destroy(); return; }
-      deadline.update(framer.pending, framer.completed);
-    });
-    sock.on('end', () => { c.readEnded = true; if (c.outstanding === 0) sock.end(); });
-    sock.on('error', () => { /* reset by peer */ });
-    sock.on('close', () => { c.closed = true; deadline.clear(); this.clients.delete(c); });
+    }, () => this.clients.delete(c));
+    this.clients.add(c);
   }
 
   /**
    * Scans a query; answers FORMERR / cache hits / overload directly (returning null) or returns
    * a pooled Query holding the message (the first `len` bytes of `msg`).
    */
-  private accept(msg: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null = null): Query | null {
+  private accept(msg: Buffer, len: number, addr: string, port: number, tcp: DnsTcpConn | null = null): Query | null {
     const info = this.info;
     if (scanMessage(msg, len, info) < 0) {
       this.stat.formerr++;
@@ -588,8 +568,8 @@ export class DnsProxy {
    * listener. `buf` may be reused after this returns: the TCP frame and the batch slot are copies,
    * and only dgram (which may send later) needs one made here.
    */
-  private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: ClientConn | null): void {
-    if (tcp) { if (!tcp.closed) tcp.sock.write(tcpFrame(buf, len)); return; }
+  private sendRaw(buf: Buffer, len: number, addr: string, port: number, tcp: DnsTcpConn | null): void {
+    if (tcp) { tcp.write(buf, len); return; }
     if (this.curBatch) { this.curBatch.sendReply(this.curSlot, buf, len); return; }
     const l = this.curDgram;
     if (l) try { l.send(Buffer.from(buf.subarray(0, len)), port, addr); } catch { /* listener closed (VIP released) */ }
@@ -712,7 +692,7 @@ export class DnsProxy {
     writeId(msg, q.clientId);
     if (this.cache && q.cacheKey !== null) this.cache.store(q.cacheKey, msg, len, this.clock.now());
     if (q.tcp) {
-      if (!q.tcp.closed) q.tcp.sock.write(tcpFrame(msg, len));
+      q.tcp.write(msg, len);
     } else if (q.blistener) {
       q.blistener.sendWords(msg, len, q.fam, q.port, q.a0, q.a1, q.a2, q.a3);
     } else if (q.listener) {
@@ -739,12 +719,7 @@ export class DnsProxy {
   }
 
   private finish(q: Query): void {
-    const c = q.tcp;
-    if (c !== null) {
-      c.outstanding--;
-      if (!c.closed && c.readEnded && c.outstanding === 0) c.sock.end();
-      else if (!c.closed && c.outstanding < MAX_TCP_CLIENT_OUTSTANDING && c.sock.isPaused()) c.sock.resume();
-    }
+    if (q.tcp !== null) q.tcp.finished();
     q.gen = (q.gen + 1) & 0x3fffffff; // stays a positive int32: the relay's claim table holds it
     if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = IDLE;
     q.fallback = null;

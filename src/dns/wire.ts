@@ -377,29 +377,26 @@ export class TcpFramer {
     const end = chunk.length;
     while (off < end) {
       if (this.frame === null) {
+        // The length prefix: straight from the chunk, or a byte at a time when it is split.
+        let n: number;
         if (this.headLen === 0 && end - off >= 2) {
-          const n = (chunk[off]! << 8) | chunk[off + 1]!;
-          if (n === 0) return false;
-          if (end - off - 2 >= n) {
-            const msg = chunk.subarray(off + 2, off + 2 + n);
-            off += 2 + n;
-            this.completed++;
-            this.onMessage(msg);
-            continue;
-          }
-          this.frame = Buffer.allocUnsafe(n);
-          this.fill = 0;
+          n = (chunk[off]! << 8) | chunk[off + 1]!;
           off += 2;
+        } else {
+          this.head[this.headLen++] = chunk[off++]!;
+          if (this.headLen < 2) continue;
+          n = (this.head[0]! << 8) | this.head[1]!;
+          this.headLen = 0;
+        }
+        if (n === 0) return false;
+        if (end - off >= n) { // whole in this chunk: a view, no copy
+          const msg = chunk.subarray(off, off + n);
+          off += n;
+          this.deliver(msg);
           continue;
         }
-        this.head[this.headLen++] = chunk[off++]!;
-        if (this.headLen === 2) {
-          const n = (this.head[0]! << 8) | this.head[1]!;
-          this.headLen = 0;
-          if (n === 0) return false;
-          this.frame = Buffer.allocUnsafe(n);
-          this.fill = 0;
-        }
+        this.frame = Buffer.allocUnsafe(n);
+        this.fill = 0;
         continue;
       }
       const take = Math.min(this.frame.length - this.fill, end - off);
@@ -409,11 +406,14 @@ export class TcpFramer {
       if (this.fill === this.frame.length) {
         const msg = this.frame;
         this.frame = null;
-        this.completed++;
-        this.onMessage(msg);
+        this.deliver(msg);
       }
     }
     return true;
+  }
+  private deliver(msg: Buffer): void {
+    this.completed++;
+    this.onMessage(msg);
   }
   /** Bytes of an unfinished message held (its length prefix included). */
   get pending(): number { return this.frame !== null ? 2 + this.fill : this.headLen; }

@@ -8,9 +8,9 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { isIP } from 'node:net';
 import type { DnsHandler, QueryContext } from '../dns/handler.js';
-import { TcpFramer } from '../dns/wire.js';
+import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { parseHostPort } from '../config/schema.js';
-import { FrameDeadline, literalLookup } from '../util/net.js';
+import { literalLookup } from '../util/net.js';
 import { BatchUdpSocket, META, useBatchUdp } from '../util/udp-batch.js';
 
 export interface BoundAddress { proto: 'udp' | 'tcp'; address: string; port: number; /** Queries received here. */ queries?: number }
@@ -133,41 +133,18 @@ export class DnsListeners {
   }
 
   private onConnection(c: net.Socket, entry: BoundAddress): void {
-    this.conns.add(c);
     this.stats.tcpConnections++;
-    const maxOut = this.opts.tcpMaxOutstanding ?? 64;
-    let outstanding = 0;
-    let closed = false;
-    let readEnded = false; // the client half-closed: end our side once every answer is written
-    const idleMs = this.opts.tcpIdleMs ?? 10_000;
-    c.setTimeout(idleMs, () => c.destroy());
     const ctx: QueryContext = { clientAddress: c.remoteAddress ?? '', clientPort: c.remotePort ?? 0, transport: 'tcp' };
-    const framer = new TcpFramer((msg) => {
+    const conn = new DnsTcpConn(c, this.opts.tcpMaxOutstanding ?? 64, this.opts.tcpIdleMs ?? 10_000, (msg) => {
       this.stats.tcpIn++;
       entry.queries!++;
-      outstanding++;
-      if (outstanding >= maxOut) c.pause();
+      conn.began();
       this.handler.handle(msg, ctx, (resp, len) => {
-        outstanding--;
-        if (outstanding < maxOut && c.isPaused()) c.resume();
-        if (closed) return;
-        if (len !== 0) {
-          const b = Buffer.allocUnsafe(len + 2);
-          b[0] = (len >>> 8) & 0xff; b[1] = len & 0xff;
-          resp instanceof Buffer ? resp.copy(b, 2, 0, len) : b.set(resp.subarray(0, len), 2);
-          c.write(b);
-        }
-        if (readEnded && outstanding === 0) c.end();
+        if (len !== 0) conn.write(resp, len);
+        conn.finished();
       });
-    });
-    const deadline = new FrameDeadline(idleMs, () => c.destroy(), () => c.isPaused());
-    c.on('data', (chunk) => {
-      if (!framer.push(chunk)) { c.destroy(); return; }
-      deadline.update(framer.pending, framer.completed);
-    });
-    c.on('end', () => { readEnded = true; if (outstanding === 0) c.end(); });
-    c.on('error', () => { /* reset by peer */ });
-    c.on('close', () => { closed = true; deadline.clear(); this.conns.delete(c); });
+    }, () => this.conns.delete(c));
+    this.conns.add(c);
   }
 
   async close(): Promise<void> {
