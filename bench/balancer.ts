@@ -20,9 +20,11 @@
  *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
- *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too]
+ *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too]
  * --relay-off-too adds hadns without the reply relay (HADNS_REPLY_RELAY=0: every backend answer
- * through JS) to the same interleaved rounds, to measure what the relay is worth.
+ * through JS) to the same interleaved rounds, to measure what the relay is worth;
+ * --forwarding-off-too likewise without query forwarding (HADNS_FORWARD=0: every query through JS
+ * before it is sent).
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -48,8 +50,9 @@ const o = benchArgs({
   rounds: { type: 'string', default: '5' },
   'cpu-quota': { type: 'string', default: '0' },
   'relay-off-too': { type: 'boolean', default: false },
+  'forwarding-off-too': { type: 'boolean', default: false },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
-       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too]`);
+       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -212,7 +215,7 @@ async function main(): Promise<void> {
         return { p, port };
       } });
     } else log('nginx with the stream module not installed: skipped (apt-get install -y nginx-light libnginx-mod-stream)');
-    const hadns = (cache: boolean, relay = true) => async () => {
+    const hadns = (cache: boolean, relay = true, extra: NodeJS.ProcessEnv = {}) => async () => {
       const port = await freePort();
       const cfg = join(dir, `hadns-${cache}-${relay}.json`);
       writeFileSync(cfg, JSON.stringify({ services: [{
@@ -221,12 +224,13 @@ async function main(): Promise<void> {
         health_check: { name: 'n1.bench.test' }, cache: { enabled: cache, size: 20_000 },
       }] }));
       const p = run(SCPU, process.execPath, [join(root, 'dist/bench/balancer-server.js'), cfg],
-        relay ? process.env : { ...process.env, HADNS_REPLY_RELAY: '0' });
+        relay ? { ...process.env, ...extra } : { ...process.env, ...extra, HADNS_REPLY_RELAY: '0' });
       await waitAnswering(port, 'hadns', p);
       return { p, port };
     };
     targets.push({ name: 'hadns DNS mode', start: hadns(false) });
     if (o['relay-off-too']) targets.push({ name: 'hadns DNS mode, relay off', start: hadns(false, false) });
+    if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {
       targets.push({ name: 'dnsdist (no cache)', start: async () => {

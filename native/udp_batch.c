@@ -28,6 +28,7 @@
  *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
+ *   forward(handle, tickets)   query forwarding on a listener, below
  *
  * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
  * largest share of the balancer's user-space CPU per query (1-3.7 µs of ~42 at 10k q/s). So for
@@ -47,6 +48,22 @@
  *     answers only while it matches, and sets -1 (claimed) when it answers.
  *   ring (Float64Array): [produced, consumed (JS), clock offset ms, capacity, 0, 0, 0, 0,
  *     records of 6: tag, upstream ID, qidx, qgen, receive time (JS clock, ms), 0]
+ *
+ * Query forwarding, the relay's mirror on a balancer listener: forward(handle, tickets). JS
+ * decides ahead of time where the next plain queries go: each ticket is a query slot, the
+ * upstream socket (registry number, relay on) and the upstream ID it reserved. A received
+ * query that is plain in the strictest sense (below) takes the top ticket, gets the upstream ID,
+ * its route entry and claim written as JS would write them, and leaves on the upstream socket in
+ * this wake-up, before JS runs; JS then does the bookkeeping for it (deadlines, counters) from the
+ * in-meta, where m[7] = (question end << 16) | ticket position + 1. Sending first takes JS off the
+ * path from a query's arrival to its forward, and in a burst the backend works on the first
+ * queries while JS is busy with the rest. A plain query: QR 0, opcode QUERY, TC 0, RCODE 0,
+ * one question with an uncompressed name JS's scanner would accept, no answer or authority
+ * records, at most one additional record and then an OPT record of exactly the rest of the
+ * datagram advertising at most 4096 bytes, and nothing after. Anything else goes to JS.
+ *   tickets (Int32Array, 1 + cap * 4): [count, then per ticket: qidx, qgen, socket, upstream ID];
+ *     C pops from the top (count - 1), JS pushes. Socket -1 is a turn of a backend in JS's own
+ *     process: the ticket is popped and marked in the meta all the same, and JS sends the query.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -110,8 +127,14 @@ typedef struct {
   uint32_t route_mask, claim_cap;
   double *ring;
   napi_ref rrefs[3];
-  /* Out slots this socket holds for relayed answers, flushed at the end of the wake-up. */
+  /* Out slots this socket holds for relayed answers or forwarded queries, flushed at the end of
+   * the wake-up. */
   int relay_out;
+  /* Query forwarding on a listener (see the header): JS's ticket stack, kept alive by fref. */
+  int fwd;
+  int32_t *tickets;
+  uint32_t tickets_cap;
+  napi_ref fref;
 } ub_t;
 
 static ub_t *reg[REG_MAX];
@@ -168,13 +191,16 @@ static void release_refs(ub_t *s) {
   if (s->cb) { napi_delete_reference(s->env, s->cb); s->cb = NULL; }
   if (s->actx) { napi_async_destroy(s->env, s->actx); s->actx = NULL; }
   for (int i = 0; i < 3; i++) if (s->rrefs[i]) { napi_delete_reference(s->env, s->rrefs[i]); s->rrefs[i] = NULL; }
+  if (s->fref) { napi_delete_reference(s->env, s->fref); s->fref = NULL; }
   s->relay = 0;
+  s->fwd = 0;
 }
 
 static void shut(ub_t *s) {
   if (s->closed) return;
   s->closed = 1;
   s->relay = 0;
+  s->fwd = 0;
   if (s->index >= 0 && s->index < REG_MAX && reg[s->index] == s) reg[s->index] = NULL;
   if (s->polling) uv_poll_stop(&s->poll);
   s->polling = 0;
@@ -396,6 +422,75 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   return 1;
 }
 
+/* The question end of a plain query (see the header), or 0. */
+static int plain_query(const uint8_t *p, int len) {
+  if (len < 17 || (p[2] & 0xfa) != 0 || (p[3] & 0x0f) != 0) return 0; /* QR, opcode, TC; RCODE */
+  if (p[4] != 0 || p[5] != 1 || p[6] != 0 || p[7] != 0 || p[8] != 0 || p[9] != 0 || p[10] != 0 || p[11] > 1) return 0;
+  int off = 12, total = 0;
+  for (;;) {
+    if (off >= len) return 0;
+    int l = p[off];
+    if (l == 0) { off++; break; }
+    if (l > 63) return 0;
+    total += l + 1;
+    if (total > 254) return 0;
+    off += l + 1;
+  }
+  int qe = off + 4;
+  if (qe > len) return 0;
+  if (p[11] == 0) return qe == len ? qe : 0;
+  /* OPT: root name, type 41, class = UDP size, TTL (4), RDLENGTH, RDATA to the end. */
+  if (qe + 11 > len || p[qe] != 0 || p[qe + 1] != 0 || p[qe + 2] != 41) return 0;
+  if (((p[qe + 3] << 8) | p[qe + 4]) > 4096) return 0;
+  if (qe + 11 + ((p[qe + 9] << 8) | p[qe + 10]) != len) return 0;
+  return qe;
+}
+
+/* Forwards received query p[0, len) of listener l with its top ticket if it is plain; 1 when it
+ * did (m: the slot's in-meta, address already filled). Upstream out slots are free here, as the
+ * listener's are in try_relay. */
+static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
+  int32_t count = l->tickets[0];
+  if (count <= 0 || (uint32_t)count > l->tickets_cap) return 0;
+  int qe = plain_query(p, len);
+  if (qe == 0 || qe - 12 > QINL) return 0;
+  const int32_t *t = l->tickets + 1 + (size_t)(count - 1) * 4;
+  int32_t qidx = t[0], qgen = t[1], si = t[2], id = t[3];
+  if (si == -1) { /* a local backend's turn: JS takes the query, and the ticket with it */
+    l->tickets[0] = count - 1;
+    m[7] = (qe << 16) | count;
+    return 0;
+  }
+  ub_t *u = si >= 0 && si < REG_MAX ? reg[si] : NULL;
+  if (!u || u->closed || !u->relay || !u->out_buf || len > u->slot_size || id < 0 || id > 0xffff
+      || qidx < 0 || (uint32_t)qidx >= u->claim_cap || qgen < 0) return 0;
+  if (u->relay_out == 0) {
+    if (ntouched == MAX_TOUCHED) flush_touched();
+    touched[ntouched++] = u;
+  } else if (u->relay_out == u->slots) {
+    flush_out(u, u->relay_out);
+    u->relay_out = 0;
+  }
+  l->tickets[0] = count - 1;
+  int32_t *e = u->route + (size_t)((uint32_t)id & u->route_mask) * RW;
+  e[R_ID] = id + 1; e[R_QIDX] = qidx; e[R_QGEN] = qgen; e[R_LIS] = l->index;
+  e[R_FAM] = m[1]; e[R_PORT] = m[2];
+  e[R_A] = m[3]; e[R_A + 1] = m[4]; e[R_A + 2] = m[5]; e[R_A + 3] = m[6];
+  e[R_CID] = (p[0] << 8) | p[1];
+  e[R_QE] = qe;
+  e[R_QLEN] = -1; /* note_question sets it when the query leaves */
+  u->claim[qidx] = qgen;
+  int k = u->relay_out++;
+  uint8_t *out = u->out_buf + (size_t)k * (size_t)u->slot_size;
+  memcpy(out, p, (size_t)len);
+  out[0] = (uint8_t)(id >> 8);
+  out[1] = (uint8_t)id;
+  int32_t *om = u->out_meta + k * META;
+  om[0] = len; om[1] = 0; om[2] = 0; om[3] = om[4] = om[5] = om[6] = om[7] = 0;
+  m[7] = (qe << 16) | count;
+  return 1;
+}
+
 /* Sends out slots [0, n); returns how many went out. A datagram the kernel refuses (full send
  * buffer, ICMP error pending) is skipped: UDP may drop, the rest of the batch must not wait. */
 static int flush_out(ub_t *s, int n) {
@@ -503,6 +598,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       if (s->relay && m[0] > 0 && try_relay(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0])) {
         m[0] = -2; /* answered here; JS skips the slot */
         relayed++;
+      } else if (s->fwd && m[0] > 0) {
+        try_forward(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0], m); /* JS still sees the slot */
       }
     }
     if (ntouched > 0) flush_touched();
@@ -660,6 +757,28 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* forward(handle, tickets: Int32Array): query forwarding on this listener (see the header). */
+static napi_value js_forward(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  ub_t *s = ub_args(env, info, 2, argv, 1);
+  if (!s) return NULL;
+  if (s->fwd) { napi_throw_error(env, NULL, "forwarding already on"); return NULL; }
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off, count;
+  void *p;
+  if (napi_get_typedarray_info(env, argv[1], &t, &count, &p, &ab, &off) != napi_ok || t != napi_int32_array
+      || count < 5 || (count - 1) % 4 != 0) {
+    napi_throw_type_error(env, NULL, "forward(tickets: Int32Array of 1 + 4n)");
+    return NULL;
+  }
+  napi_create_reference(env, argv[1], 1, &s->fref);
+  s->tickets = p;
+  s->tickets_cap = (uint32_t)((count - 1) / 4);
+  s->fwd = 1;
+  return NULL;
+}
+
 static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -686,6 +805,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "idleThread", NULL, js_idle_thread, NULL, NULL, NULL, napi_default, NULL },
     { "index", NULL, js_index, NULL, NULL, NULL, napi_default, NULL },
     { "relay", NULL, js_relay, NULL, NULL, NULL, napi_default, NULL },
+    { "forward", NULL, js_forward, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -56,6 +56,26 @@ const MAX_IDS_PER_SOCKET = 30_000;
 const MAX_TCP_CLIENT_OUTSTANDING = 64;
 /** Re-check interval while queries are live but no attempt has a deadline (rare: between states). */
 const IDLE_TICK_MS = 50;
+/** Forwarding tickets kept ready per service: one full receive batch. */
+const TICKETS = 64;
+
+/**
+ * Query forwarding (native/udp_batch.c, "Query forwarding"): the next backends, chosen ahead by
+ * the policy, each with a pooled Query and, for a remote backend, an Attempt holding a reserved
+ * upstream ID on one of its sockets. The addon pops the top ticket for a plain query and sends
+ * it at once; onForwarded then does in JS what begin() and dispatch() would have done. A ticket
+ * for a `local` backend (socket -1) is popped too, so that the policy's sequence is kept, and
+ * the query then takes the usual path to that backend.
+ */
+class Forwarding {
+  /** [count, then per ticket: qidx, qgen, socket registry index (-1: local), upstream ID]. */
+  readonly tickets = new Int32Array(1 + TICKETS * 4);
+  readonly q: (Query | null)[] = new Array<Query | null>(TICKETS).fill(null);
+  readonly a: (Attempt | null)[] = new Array<Attempt | null>(TICKETS).fill(null);
+  readonly b = new Int32Array(TICKETS);
+  /** A backend changed state: the tickets are re-drawn at the end of the current batch. */
+  recall = false;
+}
 
 interface Channel {
   readonly ids: IdTable<Attempt>;
@@ -105,6 +125,8 @@ class Query {
 
 class Attempt {
   gen = 0;
+  /** Reserved by a forwarding ticket and not used yet: its ID is taken, no query is behind it. */
+  ticket = false;
   q: Query | null = null;
   qgen = 0;
   backend!: DnsBackend;
@@ -241,6 +263,8 @@ export interface DnsServiceStats {
   cacheHits: number;
   /** Backend answers the reply relay sent on to clients without entering JS (included in answers). */
   relayed: number;
+  /** Queries the addon forwarded on a ticket before JS saw them (included in queries). */
+  forwarded: number;
   /** Extra attempts (hedges after timeouts, retries after SERVFAIL/REFUSED/errors). */
   retries: number;
   /** SERVFAIL sent by the balancer itself (every attempt failed or the budget ran out). */
@@ -268,6 +292,9 @@ export class DnsProxy {
   /** The reply relay (relay.ts): plain backend answers go to clients from the addon. */
   private relay: RelayTables | null = null;
   private readonly relayChans: UdpChannel[] = [];
+  /** Query forwarding (Forwarding), or null: every query through JS. */
+  private fwd: Forwarding | null = null;
+  private readonly onBatchEnd = (): void => { if (this.fwd !== null) this.refill(); };
   private readonly aPool: Attempt[] = [];
   private readonly deadlines = new GenFifo<Query>();
   private readonly udpListeners: UdpListener[] = [];
@@ -292,7 +319,7 @@ export class DnsProxy {
   private liveAttempts = 0;
   private closed = false;
   private readonly probeMsg: Buffer;
-  private readonly stat = { queries: 0, answers: 0, relayed: 0, cacheHits: 0, retries: 0, servfail: 0, formerr: 0, dropped: 0, stray: 0 };
+  private readonly stat = { queries: 0, answers: 0, relayed: 0, forwarded: 0, cacheHits: 0, retries: 0, servfail: 0, formerr: 0, dropped: 0, stray: 0 };
 
   constructor(private readonly opts: DnsProxyOptions) {
     this.svc = opts.service;
@@ -323,6 +350,10 @@ export class DnsProxy {
       // The relay answers from the upstream sockets' wake-ups; the cache must see every answer.
       if (batch && !this.cache && relayWanted(this.clock)) {
         this.relay = new RelayTables();
+        // Tickets are drawn ahead: only a policy whose picks do not depend on the query or on
+        // the load of the moment (round-robin) keeps its meaning when picked 64 queries early.
+        if (this.svc.pool.policy === 'round-robin' && process.env.HADNS_FORWARD !== '0'
+          && this.backends.some((b) => !b.local)) this.fwd = new Forwarding();
       }
       for (const b of this.backends) {
         if (b.local) continue;
@@ -333,6 +364,7 @@ export class DnsProxy {
             sock.onSlot = (m, len) => this.onUpstreamAnswer(ch, m, len);
             sock.onError = (errno) => this.onUpstreamError(b, new Error(`socket error ${errno}`));
             sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling an answer');
+            if (this.fwd !== null) sock.onBatchEnd = this.onBatchEnd;
             if (this.relay) {
               ch.route = RelayTables.newRoute();
               sock.enableRelay(ch.route, this.relay.claim, this.relay.ring, this.relayChans.length);
@@ -371,6 +403,7 @@ export class DnsProxy {
         }
       }
       if (this.svc.health_check.enabled) for (const b of this.backends) await this.startProbes(b);
+      this.refill();
     } catch (e) {
       await this.close();
       throw e;
@@ -438,6 +471,11 @@ export class DnsProxy {
         const sock = BatchUdpSocket.bind(l.address, port, { reuseAddr: sibling, reusePort: l.reuseport });
         sock.onSlot = (m, len, addr, p, slot) => this.onBatchQuery(sock, m, len, addr, p, slot);
         sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling a query');
+        if (this.fwd !== null) {
+          sock.enableForward(this.fwd.tickets);
+          sock.onForwarded = (m, len, addr, p, slot, pos, qe) => this.onForwarded(sock, m, len, addr, p, slot, pos, qe);
+          sock.onBatchEnd = this.onBatchEnd;
+        }
         sock.start();
         this.udpListeners.push(sock);
         this.bound.push({ proto: 'udp', address: sock.address, port: sock.port });
@@ -474,7 +512,7 @@ export class DnsProxy {
    * The fast path: a query from a batched listener, the first `len` bytes of the slot `msg`
    * (valid during this call only).
    */
-  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number): void {
+  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number, backend = -1): void {
     this.takeRelayed();
     this.stat.queries++;
     if (len < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
@@ -486,7 +524,111 @@ export class DnsProxy {
     q.blistener = listener;
     const meta = listener.inMeta, m = slot * META;
     q.fam = meta[m + 1]; q.a0 = meta[m + 3]; q.a1 = meta[m + 4]; q.a2 = meta[m + 5]; q.a3 = meta[m + 6];
-    this.begin(q);
+    this.begin(q, backend);
+  }
+
+  /**
+   * A query the addon forwarded on ticket `pos` (or, for a local ticket, left to us with that
+   * backend): what accept(), begin() and dispatch() do, without the send.
+   */
+  private onForwarded(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number, pos: number, qe: number): void {
+    const f = this.fwd!;
+    const k = pos - 1;
+    const q = f.q[k], a = f.a[k];
+    f.q[k] = null;
+    f.a[k] = null;
+    if (q === null || a === null) { // a local ticket: the usual path, to the backend the policy chose then
+      this.onBatchQuery(listener, msg, len, addr, port, slot, f.b[k]);
+      return;
+    }
+    this.takeRelayed();
+    this.stat.queries++;
+    this.stat.forwarded++;
+    const info = this.info;
+    // The addon's plain-query test is stricter than the scanner's, so this cannot fail; but a
+    // query already sent is kept track of whatever happens.
+    if (scanMessage(msg, len, info) < 0) {
+      this.log.error({ service: this.name, len }, 'balancer: the addon forwarded a query the scanner refuses (a bug)');
+      info.id = readId(msg); info.questionEnd = qe; info.edns = false; info.udpSize = 512; info.optOffset = -1;
+    }
+    this.initQuery(q, msg, len, info, addr, port, null, null);
+    q.blistener = listener;
+    const meta = listener.inMeta, m = slot * META;
+    q.fam = meta[m + 1]; q.a0 = meta[m + 3]; q.a1 = meta[m + 4]; q.a2 = meta[m + 5]; q.a3 = meta[m + 6];
+    const now = this.clock.now();
+    q.start = now;
+    this.liveQueries++;
+    this.deadlines.push(q);
+    const b = a.backend;
+    a.ticket = false;
+    a.q = q;
+    a.qgen = q.gen;
+    a.sentAt = now;
+    q.tried = 1 << b.index;
+    q.tries = 1;
+    q.live = 1;
+    b.active++;
+    b.stats.queries++;
+    this.liveAttempts++;
+    b.soft.push(a);
+    b.hard.push(a);
+    const due = now + b.health.latency.timeout();
+    if (due < this.timerAt) this.arm(due, now);
+    writeId(q.msg, a.id); // as it was sent; a retry writes its own
+    ((a.chan as UdpChannel).sock as BatchUdpSocket).countRelayed(0, 1);
+  }
+
+  /** Tops the forwarding tickets up from the policy (after a recall: all of them anew). */
+  private refill(): void {
+    const f = this.fwd;
+    if (f === null || this.closed) return;
+    const t = f.tickets;
+    if (f.recall) {
+      f.recall = false;
+      for (let k = 0; k < t[0]; k++) {
+        const a = f.a[k];
+        if (a !== null) {
+          a.chan!.ids.delete(a.id);
+          a.ticket = false;
+          a.chan = null;
+          a.gen++;
+          this.aPool.push(a);
+        }
+        const q = f.q[k];
+        if (q !== null) this.qPool.push(q);
+        f.a[k] = null;
+        f.q[k] = null;
+      }
+      t[0] = 0;
+    }
+    let n = t[0];
+    if (n >= TICKETS) return;
+    const now = this.clock.now();
+    for (; n < TICKETS; n++) {
+      const i = this.policy.pick(now, 0, 0);
+      if (i < 0) break;
+      const b = this.backends[i];
+      const o = 1 + n * 4;
+      if (b.local) {
+        f.b[n] = i;
+        t[o] = -1; t[o + 1] = -1; t[o + 2] = -1; t[o + 3] = -1;
+        continue;
+      }
+      const ch = b.pickUdp();
+      if (ch === null || ch.route === null || !(ch.sock instanceof BatchUdpSocket) || ch.sock.index < 0) break;
+      const q = this.newQuery();
+      if (q.idx >= RELAY_QUERIES) { this.qPool.push(q); break; }
+      const a = this.aPool.pop() ?? new Attempt();
+      a.ticket = true;
+      a.q = null;
+      a.backend = b;
+      a.chan = ch;
+      a.id = ch.ids.add(a);
+      f.q[n] = q;
+      f.a[n] = a;
+      t[o] = q.idx; t[o + 1] = q.gen; t[o + 2] = ch.sock.index; t[o + 3] = a.id;
+    }
+    t[0] = n;
   }
 
   private onTcpClient(sock: net.Socket): void {
@@ -529,11 +671,22 @@ export class DnsProxy {
       }
     }
     if (this.liveQueries >= MAX_LIVE_QUERIES) { this.stat.dropped++; return null; }
+    const q = this.newQuery();
+    this.initQuery(q, msg, len, info, addr, port, tcp, cacheKey);
+    return q;
+  }
+
+  private newQuery(): Query {
     let q = this.qPool.pop();
     if (q === undefined) {
       q = new Query(this.queries.length);
       this.queries.push(q);
     }
+    return q;
+  }
+
+  /** Sets a pooled query up for the scanned message `msg[0, len)` from addr:port. */
+  private initQuery(q: Query, msg: Buffer, len: number, info: QueryInfo, addr: string, port: number, tcp: DnsTcpConn | null, cacheKey: string | null): void {
     // Copied: retries need it after the datagram's buffer (a batch slot) has been reused.
     if (len > q.own.length) q.own = Buffer.allocUnsafeSlow(len);
     copyBytes(msg, len, q.own, 0);
@@ -560,7 +713,6 @@ export class DnsProxy {
     q.fallback = null;
     q.cacheKey = cacheKey;
     q.key = this.useHash ? hashString(addr) : 0;
-    return q;
   }
 
   /**
@@ -575,20 +727,21 @@ export class DnsProxy {
     if (l) try { l.send(Buffer.from(buf.subarray(0, len)), port, addr); } catch { /* listener closed (VIP released) */ }
   }
 
-  private begin(q: Query): void {
+  /** Starts a query; `backend` is the one a forwarding ticket chose, or -1: the policy picks. */
+  private begin(q: Query, backend = -1): void {
     if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = q.gen;
     const now = this.clock.now();
     q.start = now;
     this.liveQueries++;
     this.deadlines.push(q);
-    if (!this.dispatch(q, now)) this.fail(q);
+    if (!this.dispatch(q, now, backend)) this.fail(q);
   }
 
   /** Sends the query to one more backend; false when none is left (tries, budget, backends). */
-  private dispatch(q: Query, now: number = this.clock.now()): boolean {
+  private dispatch(q: Query, now: number = this.clock.now(), backend = -1): boolean {
     if (q.tries >= this.maxTries) return false;
     if (q.tries > 0 && now - q.start >= this.budget) return false;
-    const i = this.policy.pick(now, q.key, q.tried);
+    const i = backend >= 0 ? backend : this.policy.pick(now, q.key, q.tried);
     if (i < 0) return false;
     const b = this.backends[i];
     const a = this.aPool.pop() ?? new Attempt();
@@ -664,7 +817,7 @@ export class DnsProxy {
     const b = ch.backend;
     if (len < HEADER_LEN || !isResponse(msg)) { this.stat.stray++; return; }
     const a = ch.ids.get(readId(msg));
-    if (a === undefined) { this.stat.stray++; return; }
+    if (a === undefined || a.ticket) { this.stat.stray++; return; }
     const q = this.liveQuery(a);
     // Wrong question for this ID: not our answer (spoofing attempt or a confused server).
     if (q !== null && !sameQuestion(msg, len, q.msg, q.questionEnd)) { this.stat.stray++; return; }
@@ -959,6 +1112,12 @@ export class DnsProxy {
   }
 
   private logState(b: DnsBackend, now: number): void {
+    if (this.fwd !== null) {
+      // Tickets drawn for the old state are re-drawn: now, or (inside a batch, whose forwarded
+      // queries still name tickets by position) when the batch ends.
+      this.fwd.recall = true;
+      if (batchSeq() < 0) this.refill();
+    }
     const state = b.health.state(now);
     const fn = state === 'up' ? this.log.info : this.log.warn;
     fn.call(this.log, { service: this.name, backend: b.id, state }, `backend ${b.id} is ${state}`);

@@ -33,6 +33,7 @@ interface Addon {
   idleThread(tid: number): number;
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
+  forward(h: Handle, tickets: Int32Array): void;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -102,6 +103,17 @@ let depth = 0;
 let current: BatchUdpSocket | null = null;
 let seq = 0;
 
+/** Sends what the batch of `self` queued on other sockets (its own queue goes back to C). */
+function flushDirty(self: BatchUdpSocket): void {
+  for (let k = 0; k < dirtyN; k++) {
+    const s = dirty[k]!;
+    dirty[k] = null;
+    s.isDirty = false;
+    if (s !== self) s.flushNow();
+  }
+  dirtyN = 0;
+}
+
 /** Sequence number of the batch being dispatched, or -1 outside any batch. */
 export function batchSeq(): number { return depth > 0 ? seq : -1; }
 
@@ -137,6 +149,13 @@ export class BatchUdpSocket {
    * hot path uses this form so that it allocates nothing per query.
    */
   onSlot: ((buf: Buffer, len: number, addr: string, port: number, slot: number) => void) | null = null;
+  /**
+   * A datagram the addon took a forwarding ticket for (enableForward): `pos` is the ticket's
+   * position + 1 in the stack, `qe` the query's question end. Called instead of onSlot/onMessage.
+   */
+  onForwarded: ((buf: Buffer, len: number, addr: string, port: number, slot: number, pos: number, qe: number) => void) | null = null;
+  /** Called once at the end of every batch, after the datagrams' callbacks. */
+  onBatchEnd: (() => void) | null = null;
   /** A socket error reported by the kernel (errno), e.g. ECONNREFUSED on a connected socket. */
   onError: (errno: number) => void = () => {};
   /** Exceptions thrown by onMessage are caught (the batch goes on) and reported here. */
@@ -156,7 +175,8 @@ export class BatchUdpSocket {
   private readonly slots: number;
   private readonly slotSize: number;
   private outCount = 0;
-  private isDirty = false;
+  /** @internal */
+  isDirty = false;
   private closed = false;
   private lastA = -1;
   private lastS = '';
@@ -212,6 +232,16 @@ export class BatchUdpSocket {
     this.a.relay(this.h, route, claim, ring, tag);
   }
 
+  /**
+   * Turns query forwarding on for this listener: plain queries take a ticket from `tickets` and
+   * leave from the addon before JS sees them (native/udp_batch.c, "Query forwarding"; the
+   * balancer's side is in src/balancer/dns-proxy.ts). Throws where the addon predates it.
+   */
+  enableForward(tickets: Int32Array): void {
+    if (typeof this.a.forward !== 'function') throw new Error('udp_batch addon without forward (npm run build:native)');
+    this.a.forward(this.h, tickets);
+  }
+
   /** Counts datagrams the addon received and answered through the relay (never seen by onMessage). */
   countRelayed(received: number, sent: number): void {
     this.stats.received += received;
@@ -235,6 +265,7 @@ export class BatchUdpSocket {
     const meta = this.inMeta;
     const size = this.slotSize;
     const onSlot = this.onSlot;
+    const onForwarded = this.onForwarded;
     for (let i = 0; i < n && !this.closed; i++) {
       const m = i * META;
       const len = meta[m];
@@ -244,24 +275,21 @@ export class BatchUdpSocket {
         continue;
       }
       const off = i * size;
+      const f = meta[m + 7];
       try {
-        if (onSlot !== null) onSlot(this.slotViews[i]!, len, this.addressAt(m), meta[m + 2], i);
+        if (f !== 0 && onForwarded !== null) onForwarded(this.slotViews[i]!, len, this.addressAt(m), meta[m + 2], i, f & 0xffff, f >>> 16);
+        else if (onSlot !== null) onSlot(this.slotViews[i]!, len, this.addressAt(m), meta[m + 2], i);
         else this.onMessage(this.inBuf.subarray(off, off + len), this.addressAt(m), meta[m + 2], i);
       } catch (e) {
         this.onException(e);
       }
     }
+    if (this.onBatchEnd !== null) {
+      try { this.onBatchEnd(); } catch (e) { this.onException(e); }
+    }
     depth--;
     current = prev;
-    if (depth === 0 && dirtyN > 0) {
-      for (let k = 0; k < dirtyN; k++) {
-        const s = dirty[k]!;
-        dirty[k] = null;
-        s.isDirty = false;
-        if (s !== this) s.flushNow();
-      }
-      dirtyN = 0;
-    }
+    if (depth === 0 && dirtyN > 0) flushDirty(this);
     return this.closed ? 0 : this.take();
   };
 
@@ -321,7 +349,8 @@ export class BatchUdpSocket {
   /** Sends to the connected peer. */
   sendConnected(data: Uint8Array, len: number): void { this.sendWords(data, len, 0, 0, 0, 0, 0, 0); }
 
-  private flushNow(): void {
+  /** @internal */
+  flushNow(): void {
     const k = this.outCount;
     if (k === 0) return;
     this.outCount = 0;

@@ -1,0 +1,229 @@
+/**
+ * Query forwarding (native/udp_batch.c "Query forwarding", src/balancer/dns-proxy.ts Forwarding):
+ * a plain query leaves for its backend from the addon, on a ticket the policy drew ahead, before
+ * JS sees it. These tests prove that it does, that the policy's weights and every counter come
+ * out as they do through JS, that whatever is not plain in the strictest sense still takes the JS
+ * path, and that tickets drawn for a backend that then goes down are drawn anew.
+ * Loopback only; every socket and balancer is closed at the end.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import dnsPacket from 'dns-packet';
+import { startBalancer, type Balancer } from '../../src/balancer/service.js';
+import type { ServiceInput } from '../../src/balancer/config.js';
+import type { DnsServiceStats } from '../../src/balancer/dns-proxy.js';
+import type { BalancerLog } from '../../src/balancer/sockets.js';
+import { silentLog } from '../../src/balancer/sockets.js';
+import { loadUdp, query, StubHandler } from './balancer-util.js';
+import { rcodeOf } from '../../src/dns/wire.js';
+import { prng } from '../helpers/fuzz.js';
+
+const started: Balancer[] = [];
+const sockets: dgram.Socket[] = [];
+after(async () => {
+  await Promise.all(started.map((b) => b.close()));
+  for (const s of sockets) s.close();
+});
+
+function svc(backends: string[], extra: Partial<ServiceInput> = {}): ServiceInput {
+  return {
+    name: 'dns',
+    mode: 'dns',
+    listen: ['udp://127.0.0.1:0'],
+    pool: { policy: 'round-robin', backends: backends.map((address) => ({ address })) },
+    timeouts: { query_initial: 100, query_min: 30, query_max: 300 },
+    health_check: { enabled: false },
+    ...extra,
+  };
+}
+
+async function start(s: ServiceInput, opts: { log?: BalancerLog; localHandler?: StubHandler } = {}): Promise<{ bal: Balancer; port: number }> {
+  const bal = await startBalancer({ services: [s] }, { log: opts.log ?? silentLog, localHandler: opts.localHandler });
+  started.push(bal);
+  return { bal, port: bal.addresses().find((x) => x.proto === 'udp')!.port };
+}
+const st = (bal: Balancer): DnsServiceStats => bal.stats().services[0] as DnsServiceStats;
+
+/** A backend answering A 192.0.2.1 and keeping every query it got, raw. */
+async function backend(): Promise<{ addr: string; got: Buffer[]; sock: dgram.Socket }> {
+  const s = dgram.createSocket('udp4');
+  sockets.push(s);
+  s.bind(0, '127.0.0.1');
+  await once(s, 'listening');
+  const got: Buffer[] = [];
+  s.on('message', (m, r) => {
+    got.push(m);
+    let q: dnsPacket.DecodedPacket;
+    try { q = dnsPacket.decode(m); } catch { return; }
+    const name = q.questions?.[0]?.name ?? '';
+    s.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_DESIRED, questions: q.questions,
+      answers: [{ type: 'A', name, ttl: 60, data: '192.0.2.1' }] }), r.port, r.address);
+  });
+  return { addr: `127.0.0.1:${s.address().port}`, got, sock: s };
+}
+
+/** Sends each datagram from one client socket; the answers by ID (first one each) within `ms`. */
+async function ask(port: number, qs: Buffer[], ms = 300): Promise<Map<number, Buffer>> {
+  const c = dgram.createSocket('udp4');
+  c.bind(0, '127.0.0.1');
+  await once(c, 'listening');
+  const got = new Map<number, Buffer>();
+  c.on('message', (m) => { const id = m.readUInt16BE(0); if (!got.has(id)) got.set(id, m); });
+  for (const q of qs) c.send(q, port, '127.0.0.1');
+  await new Promise((r) => setTimeout(r, ms));
+  c.close();
+  return got;
+}
+
+async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A query with an OPT record advertising `size` bytes. */
+function ednsQuery(name: string, size: number, id: number): Buffer {
+  return dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'A', name }],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: size } as dnsPacket.Answer] });
+}
+
+test('plain queries leave from the addon; weights, counters and the pool come out as through JS', async () => {
+  const a = await backend(), b = await backend();
+  const conf = svc([a.addr, b.addr]);
+  conf.pool!.backends![0]!.weight = 3;
+  const { bal, port } = await start(conf);
+  const r = await loadUdp(port, { n: 4000, concurrency: 40, name: (i) => `n${i}.fwd.test` });
+  assert.equal(r.rcodes[0], 4000);
+  await until(() => st(bal).live === 0, 'every query finished');
+  const s = st(bal);
+  assert.ok(s.forwarded >= 3990, `forwarded by the addon: ${s.forwarded} of 4000`);
+  assert.equal(s.queries, 4000);
+  assert.equal(s.answers, 4000);
+  assert.equal(s.stray, 0);
+  assert.equal(s.retries, 0);
+  const share = a.got.length / 4000;
+  assert.ok(Math.abs(share - 0.75) < 0.05 * 0.75, `weight 3:1 kept: backend A got ${(share * 100).toFixed(1)}%`);
+  assert.equal(a.got.length + b.got.length, 4000);
+  for (const x of s.backends) {
+    assert.equal(x.outstanding, 0, 'attempts released');
+    assert.equal(x.queries, x.answers);
+    assert.ok(x.latencyMs > 0, 'latency sampled');
+  }
+  // Each query reached its backend with an upstream ID of ours, not the client's (load client:
+  // query i has ID i + 1); equal by chance for 4000/65536 of them on average.
+  const same = [...a.got, ...b.got].filter((m) => {
+    const i = Number(/^n(\d+)\./.exec(dnsPacket.decode(m).questions![0].name)![1]);
+    return m.readUInt16BE(0) === i + 1;
+  }).length;
+  assert.ok(same <= 3, `upstream IDs are fresh (${same} of 4000 kept the client's)`);
+});
+
+test('what is not plain takes the JS path, and is still answered right', async () => {
+  const a = await backend();
+  const { bal, port } = await start(svc([a.addr]));
+  const before = st(bal).forwarded;
+  const plain = [query('p1.fwd.test', 'A', 101), ednsQuery('p2.fwd.test', 1232, 102), ednsQuery('p3.fwd.test', 4096, 103)];
+  let got = await ask(port, plain);
+  assert.deepEqual([...got.keys()].sort(), [101, 102, 103]);
+  assert.equal(st(bal).forwarded - before, 3, 'plain, with OPT up to 4096: forwarded');
+  const big = ednsQuery('big.fwd.test', 8192, 201); // JS lowers the size to 4096 first
+  const junk = Buffer.concat([query('junk.fwd.test', 'A', 202), Buffer.from([0])]); // trailing byte
+  const two = query('two.fwd.test', 'A', 203); two[11] = 2; // ARCOUNT 2, nothing there: FORMERR
+  const notify = query('notify.fwd.test', 'SOA', 204); notify[2] = (notify[2] & 0x87) | (4 << 3); // opcode NOTIFY
+  const ad = query('ad.fwd.test', 'A', 205); ad[3] |= 0x0f; // RCODE bits set in a query
+  const n0 = st(bal).forwarded, seen0 = a.got.length;
+  got = await ask(port, [big, junk, two, notify, ad]);
+  assert.equal(st(bal).forwarded, n0, 'none of them was forwarded by the addon');
+  assert.deepEqual([...got.keys()].sort(), [201, 202, 203, 204, 205], 'each got one answer');
+  assert.equal(rcodeOf(got.get(201)!), 0);
+  assert.equal(rcodeOf(got.get(203)!), 1, 'FORMERR from the balancer itself');
+  const bigSeen = a.got.slice(seen0).map((m) => { try { return dnsPacket.decode(m); } catch { return null; } })
+    .find((p) => p?.questions?.[0]?.name === 'big.fwd.test');
+  const opt = bigSeen?.additionals?.find((x) => x.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+  assert.equal(opt?.udpPayloadSize, 4096, 'the backend was asked for at most 4096 bytes');
+});
+
+test('tickets drawn for a backend that goes down are drawn anew', async () => {
+  const a = await backend(), b = await backend();
+  const { bal, port } = await start(svc([a.addr, b.addr], {
+    health_check: { enabled: true, interval: 50, timeout: 40, rise: 1, fall: 1, name: 'probe.fwd.test' },
+  }));
+  let r = await loadUdp(port, { n: 200, concurrency: 10, name: (i) => `w${i}.fwd.test` });
+  assert.equal(r.rcodes[0], 200);
+  assert.ok(b.got.length > 50);
+  // B goes away; its probes fail and it is marked down, while 64 tickets still name it.
+  b.sock.close();
+  sockets.splice(sockets.indexOf(b.sock), 1);
+  await until(() => st(bal).backends[1].state === 'down', 'B marked down');
+  const s0 = st(bal);
+  r = await loadUdp(port, { n: 300, concurrency: 10, name: (i) => `x${i}.fwd.test` });
+  assert.equal(r.rcodes[0], 300);
+  const s1 = st(bal);
+  assert.equal(s1.backends[1].queries, s0.backends[1].queries, 'no query was sent to the backend marked down');
+  assert.equal(s1.retries, s0.retries, 'so none needed a retry');
+  assert.ok(s1.forwarded - s0.forwarded >= 290, `still forwarded by the addon (${s1.forwarded - s0.forwarded})`);
+});
+
+test('a pool with a local backend keeps its weights: the local ticket is taken, the query goes to JS', async () => {
+  const a = await backend();
+  const h = new StubHandler();
+  const { bal, port } = await start(svc(['local', a.addr]), { localHandler: h });
+  const r = await loadUdp(port, { n: 1000, concurrency: 10, name: (i) => `l${i}.fwd.test` });
+  assert.equal(r.rcodes[0], 1000);
+  assert.equal(h.calls + a.got.length, 1000);
+  assert.ok(Math.abs(h.calls - 500) <= 25, `round-robin 1:1 kept: local got ${h.calls}`);
+  const s = st(bal);
+  assert.equal(s.forwarded, a.got.length, 'the remote half was forwarded by the addon');
+});
+
+test('no forwarding where tickets drawn ahead would change the policy, or when turned off', async () => {
+  const a = await backend(), b = await backend();
+  const { bal } = await start(svc([a.addr, b.addr], { pool: { policy: 'least-outstanding', backends: [{ address: a.addr }, { address: b.addr }] } }));
+  const port1 = bal.addresses()[0].port;
+  assert.equal((await loadUdp(port1, { n: 200, concurrency: 10 })).rcodes[0], 200);
+  assert.equal(st(bal).forwarded, 0, 'least-outstanding: every pick made at the time of the query');
+  process.env.HADNS_FORWARD = '0';
+  let off: { bal: Balancer; port: number };
+  try { off = await start(svc([a.addr, b.addr])); } finally { delete process.env.HADNS_FORWARD; }
+  assert.equal((await loadUdp(off.port, { n: 200, concurrency: 10 })).rcodes[0], 200);
+  assert.equal(st(off.bal).forwarded, 0, 'HADNS_FORWARD=0');
+  assert.equal(st(off.bal).relayed, 200, 'the reply relay is still on');
+});
+
+test('mutated queries: what the addon forwards, the scanner accepts; every query gets at most one answer', async () => {
+  const a = await backend();
+  const errors: unknown[] = [];
+  const log: BalancerLog = { info() {}, warn() {}, debug() {}, error(o) { errors.push(o); } };
+  const { bal, port } = await start(svc([a.addr]), { log });
+  const seed = Number(process.env.HADNS_FUZZ_SEED ?? 7);
+  const rnd = prng(seed);
+  const base = [query('m.fwd.test', 'A', 1), ednsQuery('e.fwd.test', 1232, 1), query('x.y.z.fwd.test', 'TXT', 1)];
+  const qs: Buffer[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const m = Buffer.from(base[i % base.length]);
+    const k = 1 + Math.floor(rnd() * 3);
+    for (let j = 0; j < k; j++) m[2 + Math.floor(rnd() * (m.length - 2))] = Math.floor(rnd() * 256);
+    m.writeUInt16BE(i + 1, 0);
+    qs.push(rnd() < 0.2 ? m.subarray(0, Math.floor(rnd() * m.length)) : m);
+  }
+  const c = dgram.createSocket('udp4');
+  sockets.push(c);
+  c.bind(0, '127.0.0.1');
+  await once(c, 'listening');
+  const answers = new Map<number, number>();
+  c.on('message', (m) => { if (m.length >= 2) answers.set(m.readUInt16BE(0), (answers.get(m.readUInt16BE(0)) ?? 0) + 1); });
+  for (let i = 0; i < qs.length; i += 50) {
+    for (const q of qs.slice(i, i + 50)) c.send(q, port, '127.0.0.1');
+    await new Promise((r) => setImmediate(r));
+  }
+  await until(() => st(bal).live === 0, 'every query finished', 5000);
+  assert.deepEqual(errors, [], `seed ${seed}: the addon forwarded only what the scanner accepts`);
+  for (const [id, n] of answers) assert.ok(n === 1, `seed ${seed}: query ${id} answered ${n} times`);
+  assert.ok(st(bal).forwarded > 100, `some mutants were still plain (${st(bal).forwarded})`);
+  // Still serving.
+  assert.equal((await loadUdp(port, { n: 50, concurrency: 5 })).rcodes[0], 50);
+});
