@@ -130,6 +130,8 @@ export function createMetrics(view: NodeView): Metrics {
       return [[{ service: svc.name, path: 'relay' }, relay], [{ service: svc.name, path: 'cache' }, cache],
         [{ service: svc.name, path: 'proxy' }, Math.max(0, svc.answers! - relay - cache)]];
     }));
+  counter('hadns_balancer_dns_forwarded_total', 'DNS mode: queries the addon sent to their backend before JS saw them (query forwarding).', ['service'],
+    (st) => dnsSvc(st).map((svc) => [{ service: svc.name }, svc.forwarded ?? 0]));
   counter('hadns_balancer_dns_retries_total', 'DNS mode: extra attempts (hedges after a timeout, retries after SERVFAIL/REFUSED/errors).', ['service'],
     (st) => dnsSvc(st).map((svc) => [{ service: svc.name }, svc.retries ?? 0]));
   counter('hadns_balancer_dns_servfail_total', 'DNS mode: SERVFAIL the balancer answered itself (every attempt failed or the budget ran out).', ['service'],

@@ -31,6 +31,8 @@ export interface BalancerServiceLike {
   /** DNS mode: answers sent (relayed, from the cache and through JS all included), and how. */
   answers?: number;
   relayed?: number;
+  /** DNS mode: queries the addon sent to their backend before JS saw them (query forwarding). */
+  forwarded?: number;
   cacheHits?: number;
   retries?: number;
   servfail?: number;
@@ -74,7 +76,7 @@ export function balancerServices(b: unknown): BalancerServiceLike[] {
     }
     out.push({
       name: s.name, mode: str(s.mode) ?? 'unknown', queries: num(s.queries), accepted: num(s.accepted), created: num(s.created),
-      dropped: num(s.dropped), rejected: num(s.rejected), answers: num(s.answers), relayed: num(s.relayed),
+      dropped: num(s.dropped), rejected: num(s.rejected), answers: num(s.answers), relayed: num(s.relayed), forwarded: num(s.forwarded),
       cacheHits: num(s.cacheHits), retries: num(s.retries), servfail: num(s.servfail), stray: num(s.stray), backends,
     });
   }

@@ -266,8 +266,11 @@ export class BatchUdpSocket {
     const size = this.slotSize;
     const onSlot = this.onSlot;
     const onForwarded = this.onForwarded;
-    for (let i = 0; i < n && !this.closed; i++) {
+    for (let i = 0; i < n; i++) {
       const m = i * META;
+      // Closed by a callback of this batch: the rest is dropped, except queries the addon has
+      // already forwarded, which their owner must still keep track of.
+      if (this.closed && meta[m + 7] === 0) continue;
       const len = meta[m];
       if (len < 0) {
         if (len === -2) { this.stats.received--; udpTotals.received--; continue; } // relayed: counted when JS takes its completion

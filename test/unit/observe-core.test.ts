@@ -68,7 +68,7 @@ test('api: section defaults, listen parsing, token rules, token_file', () => {
 
 const balancer = {
   services: [
-    { name: 'dns-lb', mode: 'dns', queries: 10, dropped: 1, answers: 9, relayed: 6, cacheHits: 2, retries: 3, servfail: 1, stray: 5, backends: [
+    { name: 'dns-lb', mode: 'dns', queries: 10, dropped: 1, answers: 9, relayed: 6, forwarded: 7, cacheHits: 2, retries: 3, servfail: 1, stray: 5, backends: [
       { address: '10.0.0.53:53', state: 'up', weight: 1, outstanding: 2, latencyMs: 3.5, queries: 7, timeouts: 1, errors: 0 },
       { address: '10.0.0.54:53', state: 'down', weight: 1, outstanding: 0, latencyMs: 0, queries: 3, timeouts: 3, errors: 1 }] },
     { name: 'ssh', mode: 'tcp', accepted: 4, rejected: 0, backends: [{ address: '10.0.0.22:22', state: 'up', active: 1, connections: 4, failures: 0 }] },
@@ -152,6 +152,7 @@ test('metrics: one exposition from a status snapshot, labelled per upstream, bac
   has('hadns_balancer_dns_retries_total{service="dns-lb"} 3');
   has('hadns_balancer_dns_servfail_total{service="dns-lb"} 1');
   has('hadns_balancer_dns_stray_total{service="dns-lb"} 5');
+  has('hadns_balancer_dns_forwarded_total{service="dns-lb"} 7');
   assert.doesNotMatch(body, /hadns_balancer_dns_answers_total\{service="ssh"/, 'a TCP service has no DNS counters');
   has('hadns_vrrp_state{instance="VI_1",vrid="51",state="MASTER"} 1');
   has('hadns_vrrp_state{instance="VI_1",vrid="51",state="BACKUP"} 0');
