@@ -4,7 +4,9 @@
  * and rinfo object, one lookup and one sendmsg, ~18 µs of CPU per query on our machines — more
  * than dnsmasq's whole query. Here a wake-up drains up to `slots` datagrams with one recvmmsg
  * into a buffer JS shares with us, calls JS once for the whole batch, and sends every reply JS
- * queued with one sendmmsg. No DNS knowledge lives here: it moves bytes and addresses.
+ * queued with one sendmmsg. It moves bytes and addresses; the only DNS it knows is what the
+ * balancer's reply relay and query forwarding need (below): the header, an uncompressed
+ * question, an OPT record.
  *
  * Shared memory (allocated by JS, kept alive by references held here):
  *   in/out buffers: `slots` slots of `slotSize` bytes each;
