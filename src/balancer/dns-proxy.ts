@@ -556,24 +556,9 @@ export class DnsProxy {
     const meta = listener.inMeta, m = slot * META;
     q.fam = meta[m + 1]; q.a0 = meta[m + 3]; q.a1 = meta[m + 4]; q.a2 = meta[m + 5]; q.a3 = meta[m + 6];
     const now = this.clock.now();
-    q.start = now;
-    this.liveQueries++;
-    this.deadlines.push(q);
-    const b = a.backend;
+    this.started(q, now);
     a.ticket = false;
-    a.q = q;
-    a.qgen = q.gen;
-    a.sentAt = now;
-    q.tried = 1 << b.index;
-    q.tries = 1;
-    q.live = 1;
-    b.active++;
-    b.stats.queries++;
-    this.liveAttempts++;
-    b.soft.push(a);
-    b.hard.push(a);
-    const due = now + b.health.latency.timeout();
-    if (due < this.timerAt) this.arm(due, now);
+    this.register(a, q, a.backend, now);
     writeId(q.msg, a.id); // as it was sent; a retry writes its own
     ((a.chan as UdpChannel).sock as BatchUdpSocket).countRelayed(0, 1);
   }
@@ -731,26 +716,24 @@ export class DnsProxy {
   private begin(q: Query, backend = -1): void {
     if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = q.gen;
     const now = this.clock.now();
-    q.start = now;
-    this.liveQueries++;
-    this.deadlines.push(q);
+    this.started(q, now);
     if (!this.dispatch(q, now, backend)) this.fail(q);
   }
 
-  /** Sends the query to one more backend; false when none is left (tries, budget, backends). */
-  private dispatch(q: Query, now: number = this.clock.now(), backend = -1): boolean {
-    if (q.tries >= this.maxTries) return false;
-    if (q.tries > 0 && now - q.start >= this.budget) return false;
-    const i = backend >= 0 ? backend : this.policy.pick(now, q.key, q.tried);
-    if (i < 0) return false;
-    const b = this.backends[i];
-    const a = this.aPool.pop() ?? new Attempt();
+  /** A query is live from `now`: its budget runs. */
+  private started(q: Query, now: number): void {
+    q.start = now;
+    this.liveQueries++;
+    this.deadlines.push(q);
+  }
+
+  /** Attempt `a` of query `q` goes to backend `b` at `now`: counted, and its deadlines queued. */
+  private register(a: Attempt, q: Query, b: DnsBackend, now: number): void {
     a.q = q;
     a.qgen = q.gen;
     a.backend = b;
     a.sentAt = now;
-    a.chan = null;
-    q.tried |= 1 << i;
+    q.tried |= 1 << b.index;
     if (q.tries > 0) this.stat.retries++;
     q.tries++;
     q.live++;
@@ -762,6 +745,18 @@ export class DnsProxy {
     // Its hedge deadline comes first of its deadlines (timeout ≤ query_max ≤ the budget).
     const due = now + b.health.latency.timeout();
     if (due < this.timerAt) this.arm(due, now);
+  }
+
+  /** Sends the query to one more backend; false when none is left (tries, budget, backends). */
+  private dispatch(q: Query, now: number = this.clock.now(), backend = -1): boolean {
+    if (q.tries >= this.maxTries) return false;
+    if (q.tries > 0 && now - q.start >= this.budget) return false;
+    const i = backend >= 0 ? backend : this.policy.pick(now, q.key, q.tried);
+    if (i < 0) return false;
+    const b = this.backends[i];
+    const a = this.aPool.pop() ?? new Attempt();
+    a.chan = null;
+    this.register(a, q, b, now);
     if (b.local) { this.callLocal(a, q); return true; }
     let ch: Channel | null;
     if (q.tcp) ch = this.pickTcp(b);
