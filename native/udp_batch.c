@@ -372,6 +372,19 @@ static void flush_touched(void) {
   ntouched = 0;
 }
 
+/* The next out slot of socket u for this wake-up (relayed answers, forwarded queries): u joins
+ * the touched list on its first, and a full set of slots is sent before it is reused. */
+static int take_out_slot(ub_t *u) {
+  if (u->relay_out == 0) {
+    if (ntouched == MAX_TOUCHED) flush_touched();
+    touched[ntouched++] = u;
+  } else if (u->relay_out == u->slots) {
+    flush_out(u, u->relay_out);
+    u->relay_out = 0;
+  }
+  return u->relay_out++;
+}
+
 static int ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
 
 /* Answers received datagram p[0, len) of relay socket s to its client if it is the plain case
@@ -399,16 +412,9 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   double *ring = s->ring;
   double head = ring[0], cap = ring[3];
   if (cap < 1 || head - ring[1] >= cap) return 0; /* JS is behind: let it see this one itself */
-  if (l->relay_out == 0) {
-    if (ntouched == MAX_TOUCHED) flush_touched();
-    touched[ntouched++] = l;
-  } else if (l->relay_out == l->slots) {
-    flush_out(l, l->relay_out);
-    l->relay_out = 0;
-  }
   s->claim[qidx] = -1;
   e[R_ID] = 0;
-  int k = l->relay_out++;
+  int k = take_out_slot(l);
   uint8_t *out = l->out_buf + (size_t)k * (size_t)l->slot_size;
   memcpy(out, p, (size_t)len);
   out[0] = (uint8_t)((uint32_t)e[R_CID] >> 8);
@@ -466,13 +472,6 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   ub_t *u = si >= 0 && si < REG_MAX ? reg[si] : NULL;
   if (!u || u->closed || !u->relay || !u->out_buf || len > u->slot_size || id < 0 || id > 0xffff
       || qidx < 0 || (uint32_t)qidx >= u->claim_cap || qgen < 0) return 0;
-  if (u->relay_out == 0) {
-    if (ntouched == MAX_TOUCHED) flush_touched();
-    touched[ntouched++] = u;
-  } else if (u->relay_out == u->slots) {
-    flush_out(u, u->relay_out);
-    u->relay_out = 0;
-  }
   l->tickets[0] = count - 1;
   int32_t *e = u->route + (size_t)((uint32_t)id & u->route_mask) * RW;
   e[R_ID] = id + 1; e[R_QIDX] = qidx; e[R_QGEN] = qgen; e[R_LIS] = l->index;
@@ -482,7 +481,7 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   e[R_QE] = qe;
   e[R_QLEN] = -1; /* note_question sets it when the query leaves */
   u->claim[qidx] = qgen;
-  int k = u->relay_out++;
+  int k = take_out_slot(u);
   uint8_t *out = u->out_buf + (size_t)k * (size_t)u->slot_size;
   memcpy(out, p, (size_t)len);
   out[0] = (uint8_t)(id >> 8);
