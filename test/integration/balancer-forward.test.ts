@@ -227,3 +227,28 @@ test('mutated queries: what the addon forwards, the scanner accepts; every query
   // Still serving.
   assert.equal((await loadUdp(port, { n: 50, concurrency: 5 })).rcodes[0], 50);
 });
+
+test('a forwarded query to a silent backend is hedged: the booking registers its deadlines', async () => {
+  // A black hole (never answers) takes the first tickets, so the only query goes there from the
+  // addon. Only JS's booking of the ticket puts it in the hedge and give-up queues; then B
+  // answers. Without it the client would get nothing at all.
+  const hole = dgram.createSocket('udp4');
+  sockets.push(hole);
+  hole.bind(0, '127.0.0.1');
+  await once(hole, 'listening');
+  let holeGot = 0;
+  hole.on('message', () => { holeGot++; });
+  const b = await backend();
+  const conf = svc([`127.0.0.1:${hole.address().port}`, b.addr], { timeouts: { query_initial: 50, query_min: 30, query_max: 300 } });
+  conf.pool!.backends![0]!.weight = 100;
+  const { bal, port } = await start(conf);
+  const t0 = performance.now();
+  const got = await ask(port, [query('hedge.fwd.test', 'A', 9001)], 600);
+  assert.equal(holeGot, 1, 'the first attempt went to the black hole');
+  assert.equal(got.size, 1, 'the client got an answer');
+  assert.equal(rcodeOf(got.get(9001)!), 0);
+  const s = st(bal);
+  assert.equal(s.forwarded, 1);
+  assert.equal(s.backends[0].hedged, 1, 'hedged after the adaptive timeout');
+  assert.ok(performance.now() - t0 < 1000);
+});
