@@ -20,11 +20,13 @@
  *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
- *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too]
+ *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
  * --relay-off-too adds hadns without the reply relay (HADNS_REPLY_RELAY=0: every backend answer
  * through JS) to the same interleaved rounds, to measure what the relay is worth;
  * --forwarding-off-too likewise without query forwarding (HADNS_FORWARD=0: every query through JS
- * before it is sent).
+ * before it is sent); --book-now-too likewise with forwarded queries booked by JS in the wake-up
+ * that forwarded them (HADNS_FORWARD_BOOK=now) rather than after the loop has served every ready
+ * socket.
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -51,8 +53,9 @@ const o = benchArgs({
   'cpu-quota': { type: 'string', default: '0' },
   'relay-off-too': { type: 'boolean', default: false },
   'forwarding-off-too': { type: 'boolean', default: false },
+  'book-now-too': { type: 'boolean', default: false },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
-       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too]`);
+       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -230,6 +233,7 @@ async function main(): Promise<void> {
     };
     targets.push({ name: 'hadns DNS mode', start: hadns(false) });
     if (o['relay-off-too']) targets.push({ name: 'hadns DNS mode, relay off', start: hadns(false, false) });
+    if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {

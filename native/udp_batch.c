@@ -30,7 +30,7 @@
  *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
- *   forward(handle, tickets)   query forwarding on a listener, below
+ *   forward(handle, tickets, times, arena, book, bookNow)   query forwarding on a listener, below
  *
  * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
  * largest share of the balancer's user-space CPU per query (1-3.7 µs of ~42 at 10k q/s). So for
@@ -51,21 +51,28 @@
  *   ring (Float64Array): [produced, consumed (JS), clock offset ms, capacity, 0, 0, 0, 0,
  *     records of 6: tag, upstream ID, qidx, qgen, receive time (JS clock, ms), 0]
  *
- * Query forwarding, the relay's mirror on a balancer listener: forward(handle, tickets). JS
- * decides ahead of time where the next plain queries go: each ticket is a query slot, the
- * upstream socket (registry number, relay on) and the upstream ID it reserved. A received
- * query that is plain in the strictest sense (below) takes the top ticket, gets the upstream ID,
- * its route entry and claim written as JS would write them, and leaves on the upstream socket in
- * this wake-up, before JS runs; JS then does the bookkeeping for it (deadlines, counters) from the
- * in-meta, where m[7] = (question end << 16) | ticket position + 1. Sending first takes JS off the
- * path from a query's arrival to its forward, and in a burst the backend works on the first
- * queries while JS is busy with the rest. A plain query: QR 0, opcode QUERY, TC 0, RCODE 0,
- * one question with an uncompressed name JS's scanner would accept, no answer or authority
- * records, at most one additional record and then an OPT record of exactly the rest of the
- * datagram advertising at most 4096 bytes, and nothing after. Anything else goes to JS.
- *   tickets (Int32Array, 1 + cap * 4): [count, then per ticket: qidx, qgen, socket, upstream ID];
- *     C pops from the top (count - 1), JS pushes. Socket -1 is a turn of a backend in JS's own
- *     process: the ticket is popped and marked in the meta all the same, and JS sends the query.
+ * Query forwarding, the relay's mirror on a balancer listener: forward(handle, tickets, times,
+ * arena, book, bookNow). JS decides ahead of time where the next plain queries go: each ticket
+ * is a query slot, the upstream socket (registry number, relay on) and the upstream ID it
+ * reserved. A received query that is plain in the strictest sense (below) takes the top ticket,
+ * gets the upstream ID, its route entry and claim written as JS would write them, and leaves on
+ * the upstream socket in this wake-up; the ticket keeps its length, client address, question end
+ * and listener, `times` its send time (JS's clock), the arena slot its bytes, and the in-slot is
+ * marked -3 (JS skips it). JS books the used tickets (deadlines, counters, the copy for retries)
+ * at its next entry, or when `book` is called: after libuv has served every socket that was
+ * ready in this loop iteration (a check handle), so that answers waiting on upstream sockets are
+ * relayed before JS runs; at once when fewer than TICKETS_LOW tickets are left or a local
+ * backend's query waits; with bookNow, in every wake-up. Sending first takes JS off the path from
+ * a query's arrival to its forward, and in a burst the backend works on the first queries while
+ * JS has not even started. A plain query: QR 0, opcode QUERY, TC 0, RCODE 0, one question with
+ * an uncompressed name JS's scanner would accept, no answer or authority records, at most one
+ * additional record and then an OPT record of exactly the rest of the datagram advertising at
+ * most 4096 bytes, nothing after, and at most ARENA_SLOT bytes. Anything else goes to JS.
+ *   tickets (Int32Array, 1 + cap * TW): [count, then per ticket: qidx, qgen, socket, upstream ID,
+ *     len, family, port, a0..a3, question end, listener index, 0, 0, 0]; C pops from the top
+ *     (count - 1), JS pushes. Socket -1 is a turn of a backend in JS's own process: the ticket
+ *     is popped and filled in all the same, and JS sends the query.
+ *   times (Float64Array, cap), arena (Uint8Array, cap * ARENA_SLOT)
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -103,6 +110,13 @@
 #define QINL ((RW - R_Q) * 4)
 #define RING_HDR 8
 #define RING_REC 6
+/* Forwarding ticket: TW ints [qidx, qgen, socket, upstream ID, then filled in here when used:
+ * len, family, port, a0..a3, question end, listener index, 0, 0, 0]; queries up to ARENA_SLOT
+ * bytes are copied to the ticket's arena slot. */
+#define TW 16
+#define ARENA_SLOT 512
+/* Fewer tickets left than this after a wake-up: JS books and refills at once, not on the timer. */
+#define TICKETS_LOW 16
 
 typedef struct {
   int fd;
@@ -136,7 +150,10 @@ typedef struct {
   int fwd;
   int32_t *tickets;
   uint32_t tickets_cap;
-  napi_ref fref;
+  double *ttimes;
+  uint8_t *arena;
+  napi_ref fref, fref_times, fref_arena, book_cb;
+  int book_now; /* book in the wake-up itself (one JS call per wake-up) */
 } ub_t;
 
 static ub_t *reg[REG_MAX];
@@ -194,6 +211,9 @@ static void release_refs(ub_t *s) {
   if (s->actx) { napi_async_destroy(s->env, s->actx); s->actx = NULL; }
   for (int i = 0; i < 3; i++) if (s->rrefs[i]) { napi_delete_reference(s->env, s->rrefs[i]); s->rrefs[i] = NULL; }
   if (s->fref) { napi_delete_reference(s->env, s->fref); s->fref = NULL; }
+  if (s->fref_times) { napi_delete_reference(s->env, s->fref_times); s->fref_times = NULL; }
+  if (s->fref_arena) { napi_delete_reference(s->env, s->fref_arena); s->fref_arena = NULL; }
+  if (s->book_cb) { napi_delete_reference(s->env, s->book_cb); s->book_cb = NULL; }
   s->relay = 0;
   s->fwd = 0;
 }
@@ -459,20 +479,23 @@ static int plain_query(const uint8_t *p, int len) {
  * listener's are in try_relay. */
 static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   int32_t count = l->tickets[0];
-  if (count <= 0 || (uint32_t)count > l->tickets_cap) return 0;
+  if (count <= 0 || (uint32_t)count > l->tickets_cap || len > ARENA_SLOT) return 0;
   int qe = plain_query(p, len);
   if (qe == 0 || qe - 12 > QINL) return 0;
-  const int32_t *t = l->tickets + 1 + (size_t)(count - 1) * 4;
+  int32_t *t = l->tickets + 1 + (size_t)(count - 1) * TW;
   int32_t qidx = t[0], qgen = t[1], si = t[2], id = t[3];
-  if (si == -1) { /* a local backend's turn: JS takes the query, and the ticket with it */
-    l->tickets[0] = count - 1;
-    m[7] = (qe << 16) | count;
-    return 0;
+  ub_t *u = NULL;
+  if (si != -1) { /* -1: a local backend's turn; JS sends the query */
+    u = si >= 0 && si < REG_MAX ? reg[si] : NULL;
+    if (!u || u->closed || !u->relay || !u->out_buf || len > u->slot_size || id < 0 || id > 0xffff
+        || qidx < 0 || (uint32_t)qidx >= u->claim_cap || qgen < 0) return 0;
   }
-  ub_t *u = si >= 0 && si < REG_MAX ? reg[si] : NULL;
-  if (!u || u->closed || !u->relay || !u->out_buf || len > u->slot_size || id < 0 || id > 0xffff
-      || qidx < 0 || (uint32_t)qidx >= u->claim_cap || qgen < 0) return 0;
   l->tickets[0] = count - 1;
+  t[4] = len; t[5] = m[1]; t[6] = m[2]; t[7] = m[3]; t[8] = m[4]; t[9] = m[5]; t[10] = m[6];
+  t[11] = qe; t[12] = l->index;
+  memcpy(l->arena + (size_t)(count - 1) * ARENA_SLOT, p, (size_t)len);
+  if (u == NULL) { l->ttimes[count - 1] = 0; return 2; }
+  l->ttimes[count - 1] = (double)uv_hrtime() / 1e6 - u->ring[2];
   int32_t *e = u->route + (size_t)((uint32_t)id & u->route_mask) * RW;
   e[R_ID] = id + 1; e[R_QIDX] = qidx; e[R_QGEN] = qgen; e[R_LIS] = l->index;
   e[R_FAM] = m[1]; e[R_PORT] = m[2];
@@ -488,8 +511,65 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   out[1] = (uint8_t)id;
   int32_t *om = u->out_meta + k * META;
   om[0] = len; om[1] = 0; om[2] = 0; om[3] = om[4] = om[5] = om[6] = om[7] = 0;
-  m[7] = (qe << 16) | count;
   return 1;
+}
+
+/* Booking: JS takes the tickets used since it last ran (their records and arena slots) and
+ * draws new ones. Called in the wake-up when few tickets are left or a local backend's query
+ * waits, else from one process-wide check handle: after libuv has served every socket that was
+ * ready in this loop iteration. So answers waiting on the upstream sockets (after a stall, say)
+ * are relayed before JS books the queries forwarded just before them. */
+static uv_check_t book_check;
+static int book_check_state = 0; /* 0 none, 1 initialised, 2 started */
+#define BOOK_MAX 64
+static int book_pending[BOOK_MAX];
+static int nbook = 0;
+
+static void call_book(ub_t *l) {
+  if (l->closed || !l->book_cb) return;
+  napi_env env = l->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, recv, result;
+  if (napi_get_reference_value(env, l->book_cb, &cb) == napi_ok && cb) {
+    napi_get_global(env, &recv);
+    l->in_cb = 1;
+    napi_status st = napi_make_callback(env, l->actx, recv, cb, 0, NULL, &result);
+    l->in_cb = 0;
+    if (l->release_pending) { l->release_pending = 0; release_refs(l); }
+    if (st != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_book_check(uv_check_t *h) {
+  (void)h;
+  uv_check_stop(&book_check);
+  book_check_state = 1;
+  int n = nbook;
+  nbook = 0;
+  for (int i = 0; i < n; i++) {
+    int idx = book_pending[i];
+    ub_t *l = idx >= 0 && idx < REG_MAX ? reg[idx] : NULL;
+    if (l && !l->closed && l->fwd && l->tickets[0] != (int32_t)l->tickets_cap) call_book(l);
+  }
+}
+
+/* Listener l forwarded queries in this wake-up and JS did not run for them. */
+static void want_book(ub_t *l) {
+  if (l->tickets[0] < TICKETS_LOW) { call_book(l); return; }
+  for (int i = 0; i < nbook; i++) if (book_pending[i] == l->index) goto arm;
+  if (nbook == BOOK_MAX) { call_book(l); return; }
+  book_pending[nbook++] = l->index;
+arm:
+  if (book_check_state == 1) {
+    uv_check_start(&book_check, on_book_check);
+    book_check_state = 2;
+  }
 }
 
 /* Sends out slots [0, n); returns how many went out. A datagram the kernel refuses (full send
@@ -572,6 +652,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     uv_poll_start(&s->poll, UV_READABLE, on_readable);
   }
   for (int round = 0; round < MAX_ROUNDS && !s->closed; round++) {
+    int local = 0;
     int n = recvmmsg(s->fd, s->rmsg, (unsigned)s->slots, MSG_DONTWAIT, NULL);
     napi_handle_scope scope;
     int32_t outs = 0;
@@ -600,11 +681,20 @@ static void on_readable(uv_poll_t *h, int status, int events) {
         m[0] = -2; /* answered here; JS skips the slot */
         relayed++;
       } else if (s->fwd && m[0] > 0) {
-        try_forward(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0], m); /* JS still sees the slot */
+        int f = try_forward(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0], m);
+        if (f) {
+          m[0] = -3; /* forwarded (or left to JS for a local backend): JS books it from the ticket */
+          relayed++;
+          if (f == 2) local = 1;
+        }
       }
     }
     if (ntouched > 0) flush_touched();
     if (relayed == n) {
+      if (s->fwd && !s->closed) {
+        if (local || s->book_now) call_book(s); /* a local backend's query waits for JS: no delay */
+        else want_book(s);
+      }
       if (n < s->slots) break;
       continue;
     }
@@ -758,24 +848,46 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* forward(handle, tickets: Int32Array): query forwarding on this listener (see the header). */
+/* forward(handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void):
+ * query forwarding on this listener (see the header). */
 static napi_value js_forward(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  ub_t *s = ub_args(env, info, 2, argv, 1);
+  napi_value argv[6];
+  ub_t *s = ub_args(env, info, 6, argv, 1);
   if (!s) return NULL;
   if (s->fwd) { napi_throw_error(env, NULL, "forwarding already on"); return NULL; }
-  napi_typedarray_type t;
+  bool now = false;
+  napi_get_value_bool(env, argv[5], &now);
+  napi_typedarray_type t[3];
   napi_value ab;
-  size_t off, count;
-  void *p;
-  if (napi_get_typedarray_info(env, argv[1], &t, &count, &p, &ab, &off) != napi_ok || t != napi_int32_array
-      || count < 5 || (count - 1) % 4 != 0) {
-    napi_throw_type_error(env, NULL, "forward(tickets: Int32Array of 1 + 4n)");
+  size_t off, count[3];
+  void *p[3];
+  for (int i = 0; i < 3; i++) {
+    if (napi_get_typedarray_info(env, argv[1 + i], &t[i], &count[i], &p[i], &ab, &off) != napi_ok) t[i] = napi_int8_array;
+  }
+  napi_valuetype ft;
+  napi_typeof(env, argv[4], &ft);
+  size_t cap = count[0] >= 1 + TW ? (count[0] - 1) / TW : 0;
+  if (t[0] != napi_int32_array || cap < 1 || count[0] != 1 + cap * TW || t[1] != napi_float64_array || count[1] < cap
+      || t[2] != napi_uint8_array || count[2] < cap * ARENA_SLOT || ft != napi_function) {
+    napi_throw_type_error(env, NULL, "forward(tickets: Int32Array of 1 + 16n, times: Float64Array(n), arena: Uint8Array(512n), book: function)");
     return NULL;
   }
+  if (book_check_state == 0) {
+    uv_loop_t *loop;
+    napi_get_uv_event_loop(env, &loop);
+    uv_check_init(loop, &book_check);
+    uv_unref((uv_handle_t *)&book_check);
+    book_check_state = 1;
+  }
   napi_create_reference(env, argv[1], 1, &s->fref);
-  s->tickets = p;
-  s->tickets_cap = (uint32_t)((count - 1) / 4);
+  napi_create_reference(env, argv[2], 1, &s->fref_times);
+  napi_create_reference(env, argv[3], 1, &s->fref_arena);
+  napi_create_reference(env, argv[4], 1, &s->book_cb);
+  s->tickets = p[0];
+  s->tickets_cap = (uint32_t)cap;
+  s->ttimes = p[1];
+  s->arena = p[2];
+  s->book_now = now ? 1 : 0;
   s->fwd = 1;
   return NULL;
 }

@@ -38,7 +38,7 @@ import { BackendHealth } from './health.js';
 import { createPolicy, hashString, type Policy, type PoolMember } from './policy.js';
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
-import { BatchUdpSocket, batchSeq, copyBytes, META, useBatchUdp } from '../util/udp-batch.js';
+import { BatchUdpSocket, batchSeq, copyBytes, formatIp6, META, useBatchUdp } from '../util/udp-batch.js';
 import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
@@ -58,23 +58,42 @@ const MAX_TCP_CLIENT_OUTSTANDING = 64;
 const IDLE_TICK_MS = 50;
 /** Forwarding tickets kept ready per service: one full receive batch. */
 const TICKETS = 64;
+/** Ints per ticket, and bytes of a ticket's arena slot (native/udp_batch.c: TW, ARENA_SLOT). */
+const TW = 16;
+const ARENA_SLOT = 512;
 
 /**
  * Query forwarding (native/udp_batch.c, "Query forwarding"): the next backends, chosen ahead by
  * the policy, each with a pooled Query and, for a remote backend, an Attempt holding a reserved
- * upstream ID on one of its sockets. The addon pops the top ticket for a plain query and sends
- * it at once; onForwarded then does in JS what begin() and dispatch() would have done. A ticket
- * for a `local` backend (socket -1) is popped too, so that the policy's sequence is kept, and
- * the query then takes the usual path to that backend.
+ * upstream ID on one of its sockets. The addon pops the top ticket for a plain query, sends it
+ * at once, and leaves the query's address, length and send time in the ticket and its bytes in
+ * the ticket's arena slot; book() later does in JS what begin() and dispatch() would have done,
+ * for every ticket used since it last ran. JS books at its next entry of any kind (takeRelayed)
+ * or, when it has no other reason to run, when the addon calls it: after the event loop has
+ * served every ready socket (the relay's answers first), or at once when few tickets are left. A ticket for a `local` backend (socket -1) is popped too, so
+ * that the policy's sequence is kept, and its query is then sent to that backend by book().
  */
 class Forwarding {
-  /** [count, then per ticket: qidx, qgen, socket registry index (-1: local), upstream ID]. */
-  readonly tickets = new Int32Array(1 + TICKETS * 4);
+  /** [count, then per ticket TW ints: qidx, qgen, socket registry index (-1: local), upstream ID,
+   *  and, filled in by the addon: len, family, port, a0..a3, question end, listener index]. */
+  readonly tickets = new Int32Array(1 + TICKETS * TW);
+  /** Send time per ticket (this proxy's clock, ms). */
+  readonly times = new Float64Array(TICKETS);
+  readonly arena = Buffer.alloc(TICKETS * ARENA_SLOT);
+  /** One view per arena slot, made once (the query's bytes are its first `len`). */
+  readonly views: Buffer[] = Array.from({ length: TICKETS }, (_, k) => this.arena.subarray(k * ARENA_SLOT, (k + 1) * ARENA_SLOT));
   readonly q: (Query | null)[] = new Array<Query | null>(TICKETS).fill(null);
   readonly a: (Attempt | null)[] = new Array<Attempt | null>(TICKETS).fill(null);
   readonly b = new Int32Array(TICKETS);
+  /** Tickets [tickets[0], filled) were used by the addon and wait for book(). */
+  filled = 0;
+  booking = false;
   /** A backend changed state: the tickets are re-drawn at the end of the current batch. */
   recall = false;
+  /** The listeners by registry index (a ticket names its listener so). */
+  readonly listeners = new Map<number, BatchUdpSocket>();
+  lastA = -1;
+  lastS = '';
 }
 
 interface Channel {
@@ -295,6 +314,8 @@ export class DnsProxy {
   /** Query forwarding (Forwarding), or null: every query through JS. */
   private fwd: Forwarding | null = null;
   private readonly onBatchEnd = (): void => { if (this.fwd !== null) this.refill(); };
+  /** Called by the addon when forwarded queries wait for book() and no JS ran for them. */
+  private readonly onBook = (): void => { this.takeRelayed(); this.refill(); };
   private readonly aPool: Attempt[] = [];
   private readonly deadlines = new GenFifo<Query>();
   private readonly udpListeners: UdpListener[] = [];
@@ -472,8 +493,8 @@ export class DnsProxy {
         sock.onSlot = (m, len, addr, p, slot) => this.onBatchQuery(sock, m, len, addr, p, slot);
         sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling a query');
         if (this.fwd !== null) {
-          sock.enableForward(this.fwd.tickets);
-          sock.onForwarded = (m, len, addr, p, slot, pos, qe) => this.onForwarded(sock, m, len, addr, p, slot, pos, qe);
+          sock.enableForward(this.fwd.tickets, this.fwd.times, this.fwd.arena, this.onBook, process.env.HADNS_FORWARD_BOOK === 'now');
+          this.fwd.listeners.set(sock.index, sock);
           sock.onBatchEnd = this.onBatchEnd;
         }
         sock.start();
@@ -512,7 +533,7 @@ export class DnsProxy {
    * The fast path: a query from a batched listener, the first `len` bytes of the slot `msg`
    * (valid during this call only).
    */
-  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number, backend = -1): void {
+  private onBatchQuery(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number): void {
     this.takeRelayed();
     this.stat.queries++;
     if (len < HEADER_LEN || isResponse(msg)) { this.stat.dropped++; return; }
@@ -524,27 +545,56 @@ export class DnsProxy {
     q.blistener = listener;
     const meta = listener.inMeta, m = slot * META;
     q.fam = meta[m + 1]; q.a0 = meta[m + 3]; q.a1 = meta[m + 4]; q.a2 = meta[m + 5]; q.a3 = meta[m + 6];
-    this.begin(q, backend);
+    this.begin(q);
+  }
+
+  /** Books every ticket the addon used since the last call (see Forwarding). */
+  private book(): void {
+    const f = this.fwd;
+    if (f === null || f.booking) return;
+    const used = f.tickets[0];
+    if (used >= f.filled) return;
+    f.booking = true;
+    try {
+      for (let k = f.filled - 1; k >= used; k--) this.bookOne(f, k);
+    } finally {
+      f.filled = used;
+      f.booking = false;
+    }
   }
 
   /**
-   * A query the addon forwarded on ticket `pos` (or, for a local ticket, left to us with that
+   * The query the addon forwarded on ticket `k` (or, for a local ticket, left to us with that
    * backend): what accept(), begin() and dispatch() do, without the send.
    */
-  private onForwarded(listener: BatchUdpSocket, msg: Buffer, len: number, addr: string, port: number, slot: number, pos: number, qe: number): void {
-    const f = this.fwd!;
-    const k = pos - 1;
+  private bookOne(f: Forwarding, k: number): void {
+    const t = f.tickets, o = 1 + k * TW;
+    const len = t[o + 4], fam = t[o + 5], port = t[o + 6], qe = t[o + 11];
+    const a0 = t[o + 7], a1 = t[o + 8], a2 = t[o + 9], a3 = t[o + 10];
+    const listener = f.listeners.get(t[o + 12]) ?? null;
+    const msg = f.views[k];
+    let addr: string;
+    if (fam === 4) {
+      if (a0 !== f.lastA) { f.lastA = a0; f.lastS = `${(a0 >>> 24) & 255}.${(a0 >>> 16) & 255}.${(a0 >>> 8) & 255}.${a0 & 255}`; }
+      addr = f.lastS;
+    } else addr = formatIp6(a0, a1, a2, a3);
+    listener?.countRelayed(1, 0);
     const q = f.q[k], a = f.a[k];
     f.q[k] = null;
     f.a[k] = null;
+    this.stat.queries++;
+    const info = this.info;
     if (q === null || a === null) { // a local ticket: the usual path, to the backend the policy chose then
-      this.onBatchQuery(listener, msg, len, addr, port, slot, f.b[k]);
+      this.curBatch = null; // (a plain query: no FORMERR; no cache with forwarding: nothing replies from here)
+      this.curDgram = null;
+      const lq = this.accept(msg, len, addr, port);
+      if (lq === null) return;
+      lq.blistener = listener;
+      lq.fam = fam; lq.a0 = a0; lq.a1 = a1; lq.a2 = a2; lq.a3 = a3;
+      this.begin(lq, f.b[k]);
       return;
     }
-    this.takeRelayed();
-    this.stat.queries++;
     this.stat.forwarded++;
-    const info = this.info;
     // The addon's plain-query test is stricter than the scanner's, so this cannot fail; but a
     // query already sent is kept track of whatever happens.
     if (scanMessage(msg, len, info) < 0) {
@@ -553,12 +603,11 @@ export class DnsProxy {
     }
     this.initQuery(q, msg, len, info, addr, port, null, null);
     q.blistener = listener;
-    const meta = listener.inMeta, m = slot * META;
-    q.fam = meta[m + 1]; q.a0 = meta[m + 3]; q.a1 = meta[m + 4]; q.a2 = meta[m + 5]; q.a3 = meta[m + 6];
-    const now = this.clock.now();
-    this.started(q, now);
+    q.fam = fam; q.a0 = a0; q.a1 = a1; q.a2 = a2; q.a3 = a3;
+    const sent = f.times[k];
+    this.started(q, sent);
     a.ticket = false;
-    this.register(a, q, a.backend, now);
+    this.register(a, q, a.backend, sent);
     writeId(q.msg, a.id); // as it was sent; a retry writes its own
     ((a.chan as UdpChannel).sock as BatchUdpSocket).countRelayed(0, 1);
   }
@@ -567,6 +616,7 @@ export class DnsProxy {
   private refill(): void {
     const f = this.fwd;
     if (f === null || this.closed) return;
+    this.book();
     const t = f.tickets;
     if (f.recall) {
       f.recall = false;
@@ -593,7 +643,7 @@ export class DnsProxy {
       const i = this.policy.pick(now, 0, 0);
       if (i < 0) break;
       const b = this.backends[i];
-      const o = 1 + n * 4;
+      const o = 1 + n * TW;
       if (b.local) {
         f.b[n] = i;
         t[o] = -1; t[o + 1] = -1; t[o + 2] = -1; t[o + 3] = -1;
@@ -614,6 +664,7 @@ export class DnsProxy {
       t[o] = q.idx; t[o + 1] = q.gen; t[o + 2] = ch.sock.index; t[o + 3] = a.id;
     }
     t[0] = n;
+    f.filled = n;
   }
 
   private onTcpClient(sock: net.Socket): void {
@@ -887,6 +938,7 @@ export class DnsProxy {
 
   /** Finishes the queries the relay answered since JS last ran (cheap when there are none). */
   private takeRelayed(): void {
+    if (this.fwd !== null && this.fwd.tickets[0] < this.fwd.filled) this.book(); // before their answers
     if (this.relay !== null && this.relay.pending()) this.relay.drain(this.onRelayed);
   }
 

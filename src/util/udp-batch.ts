@@ -33,7 +33,7 @@ interface Addon {
   idleThread(tid: number): number;
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
-  forward(h: Handle, tickets: Int32Array): void;
+  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void, bookNow: boolean): void;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -149,11 +149,6 @@ export class BatchUdpSocket {
    * hot path uses this form so that it allocates nothing per query.
    */
   onSlot: ((buf: Buffer, len: number, addr: string, port: number, slot: number) => void) | null = null;
-  /**
-   * A datagram the addon took a forwarding ticket for (enableForward): `pos` is the ticket's
-   * position + 1 in the stack, `qe` the query's question end. Called instead of onSlot/onMessage.
-   */
-  onForwarded: ((buf: Buffer, len: number, addr: string, port: number, slot: number, pos: number, qe: number) => void) | null = null;
   /** Called once at the end of every batch, after the datagrams' callbacks. */
   onBatchEnd: (() => void) | null = null;
   /** A socket error reported by the kernel (errno), e.g. ECONNREFUSED on a connected socket. */
@@ -234,12 +229,15 @@ export class BatchUdpSocket {
 
   /**
    * Turns query forwarding on for this listener: plain queries take a ticket from `tickets` and
-   * leave from the addon before JS sees them (native/udp_batch.c, "Query forwarding"; the
-   * balancer's side is in src/balancer/dns-proxy.ts). Throws where the addon predates it.
+   * leave from the addon without JS; their records (in `tickets`, `times` and `arena`) wait for
+   * `book`, which the addon calls once the event loop has served every socket that was ready
+   * (libuv's check phase), unless JS ran for the socket meanwhile (native/udp_batch.c, "Query
+   * forwarding"; the balancer's side is in src/balancer/dns-proxy.ts). `bookNow`: call it in
+   * the wake-up itself instead. Throws where the addon predates it.
    */
-  enableForward(tickets: Int32Array): void {
+  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void, bookNow = false): void {
     if (typeof this.a.forward !== 'function') throw new Error('udp_batch addon without forward (npm run build:native)');
-    this.a.forward(this.h, tickets);
+    this.a.forward(this.h, tickets, times, arena, book, bookNow);
   }
 
   /** Counts datagrams the addon received and answered through the relay (never seen by onMessage). */
@@ -265,23 +263,18 @@ export class BatchUdpSocket {
     const meta = this.inMeta;
     const size = this.slotSize;
     const onSlot = this.onSlot;
-    const onForwarded = this.onForwarded;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n && !this.closed; i++) {
       const m = i * META;
-      // Closed by a callback of this batch: the rest is dropped, except queries the addon has
-      // already forwarded, which their owner must still keep track of.
-      if (this.closed && meta[m + 7] === 0) continue;
       const len = meta[m];
       if (len < 0) {
-        if (len === -2) { this.stats.received--; udpTotals.received--; continue; } // relayed: counted when JS takes its completion
+        // Relayed (-2) or forwarded (-3) by the addon: counted when JS takes the completion / books the query.
+        if (len === -2 || len === -3) { this.stats.received--; udpTotals.received--; continue; }
         this.stats.truncated++; udpTotals.oversized++;
         continue;
       }
       const off = i * size;
-      const f = meta[m + 7];
       try {
-        if (f !== 0 && onForwarded !== null) onForwarded(this.slotViews[i]!, len, this.addressAt(m), meta[m + 2], i, f & 0xffff, f >>> 16);
-        else if (onSlot !== null) onSlot(this.slotViews[i]!, len, this.addressAt(m), meta[m + 2], i);
+        if (onSlot !== null) onSlot(this.slotViews[i]!, len, this.addressAt(m), meta[m + 2], i);
         else this.onMessage(this.inBuf.subarray(off, off + len), this.addressAt(m), meta[m + 2], i);
       } catch (e) {
         this.onException(e);
