@@ -525,25 +525,15 @@ static int book_check_state = 0; /* 0 none, 1 initialised, 2 started */
 static int book_pending[BOOK_MAX];
 static int nbook = 0;
 
+static int invoke(ub_t *s, napi_value cb, size_t argc, napi_value *argv, napi_value *result);
+
 static void call_book(ub_t *l) {
   if (l->closed || !l->book_cb) return;
-  napi_env env = l->env;
   napi_handle_scope scope;
-  napi_open_handle_scope(env, &scope);
-  napi_value cb, recv, result;
-  if (napi_get_reference_value(env, l->book_cb, &cb) == napi_ok && cb) {
-    napi_get_global(env, &recv);
-    l->in_cb = 1;
-    napi_status st = napi_make_callback(env, l->actx, recv, cb, 0, NULL, &result);
-    l->in_cb = 0;
-    if (l->release_pending) { l->release_pending = 0; release_refs(l); }
-    if (st != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
-    }
-  }
-  napi_close_handle_scope(env, scope);
+  napi_open_handle_scope(l->env, &scope);
+  napi_value cb, result;
+  if (napi_get_reference_value(l->env, l->book_cb, &cb) == napi_ok && cb) invoke(l, cb, 0, NULL, &result);
+  napi_close_handle_scope(l->env, scope);
 }
 
 static void on_book_check(uv_check_t *h) {
@@ -607,25 +597,30 @@ static int flush_out(ub_t *s, int n) {
   return sent;
 }
 
-static void call_js(ub_t *s, int arg, int32_t *out_n) {
+/* Calls JS function cb for socket s; 1 when it returned normally (an exception is reported as
+ * uncaught, as for any libuv callback). */
+static int invoke(ub_t *s, napi_value cb, size_t argc, napi_value *argv, napi_value *result) {
   napi_env env = s->env;
-  napi_value cb, recv, argv[1], result;
-  *out_n = 0;
-  if (napi_get_reference_value(env, s->cb, &cb) != napi_ok || !cb) return;
+  napi_value recv;
   napi_get_global(env, &recv);
-  napi_create_int32(env, arg, &argv[0]);
   s->in_cb = 1;
   /* make_callback runs microtasks and nextTicks after the JS callback, like any libuv callback. */
-  napi_status st = napi_make_callback(env, s->actx, recv, cb, 1, argv, &result);
+  napi_status st = napi_make_callback(env, s->actx, recv, cb, argc, argv, result);
   s->in_cb = 0;
   if (s->release_pending) { s->release_pending = 0; release_refs(s); }
-  if (st != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
-    return;
-  }
-  if (!s->closed) napi_get_value_int32(env, result, out_n);
+  if (st == napi_ok) return 1;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
+  return 0;
+}
+
+static void call_js(ub_t *s, int arg, int32_t *out_n) {
+  napi_value cb, argv[1], result;
+  *out_n = 0;
+  if (napi_get_reference_value(s->env, s->cb, &cb) != napi_ok || !cb) return;
+  napi_create_int32(s->env, arg, &argv[0]);
+  if (invoke(s, cb, 1, argv, &result) && !s->closed) napi_get_value_int32(s->env, result, out_n);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events) {
