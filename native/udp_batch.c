@@ -115,7 +115,7 @@
  * bytes are copied to the ticket's arena slot. */
 #define TW 16
 #define ARENA_SLOT 512
-/* Fewer tickets left than this after a wake-up: JS books and refills at once, not on the timer. */
+/* Fewer tickets left than this after a wake-up: JS books and refills at once, not in the check phase. */
 #define TICKETS_LOW 16
 
 typedef struct {
@@ -552,10 +552,12 @@ static void on_book_check(uv_check_t *h) {
 /* Listener l forwarded queries in this wake-up and JS did not run for them. */
 static void want_book(ub_t *l) {
   if (l->tickets[0] < TICKETS_LOW) { call_book(l); return; }
-  for (int i = 0; i < nbook; i++) if (book_pending[i] == l->index) goto arm;
-  if (nbook == BOOK_MAX) { call_book(l); return; }
-  book_pending[nbook++] = l->index;
-arm:
+  int queued = 0;
+  for (int i = 0; i < nbook && !queued; i++) queued = book_pending[i] == l->index;
+  if (!queued) {
+    if (nbook == BOOK_MAX) { call_book(l); return; }
+    book_pending[nbook++] = l->index;
+  }
   if (book_check_state == 1) {
     uv_check_start(&book_check, on_book_check);
     book_check_state = 2;

@@ -38,7 +38,7 @@ import { BackendHealth } from './health.js';
 import { createPolicy, hashString, type Policy, type PoolMember } from './policy.js';
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
-import { BatchUdpSocket, batchSeq, copyBytes, formatIp6, META, useBatchUdp } from '../util/udp-batch.js';
+import { BatchUdpSocket, batchSeq, copyBytes, formatWords, META, useBatchUdp } from '../util/udp-batch.js';
 import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
@@ -70,8 +70,9 @@ const ARENA_SLOT = 512;
  * the ticket's arena slot; book() later does in JS what begin() and dispatch() would have done,
  * for every ticket used since it last ran. JS books at its next entry of any kind (takeRelayed)
  * or, when it has no other reason to run, when the addon calls it: after the event loop has
- * served every ready socket (the relay's answers first), or at once when few tickets are left. A ticket for a `local` backend (socket -1) is popped too, so
- * that the policy's sequence is kept, and its query is then sent to that backend by book().
+ * served every ready socket (the relay's answers first), or at once when few tickets are left.
+ * A ticket for a `local` backend (socket -1) is popped too, so that the policy's sequence is
+ * kept, and its query is then sent to that backend by book().
  */
 class Forwarding {
   /** [count, then per ticket TW ints: qidx, qgen, socket registry index (-1: local), upstream ID,
@@ -88,12 +89,10 @@ class Forwarding {
   /** Tickets [tickets[0], filled) were used by the addon and wait for book(). */
   filled = 0;
   booking = false;
-  /** A backend changed state: the tickets are re-drawn at the end of the current batch. */
+  /** A backend changed state while booking: the tickets are re-drawn at the next refill. */
   recall = false;
   /** The listeners by registry index (a ticket names its listener so). */
   readonly listeners = new Map<number, BatchUdpSocket>();
-  lastA = -1;
-  lastS = '';
 }
 
 interface Channel {
@@ -385,7 +384,6 @@ export class DnsProxy {
             sock.onSlot = (m, len) => this.onUpstreamAnswer(ch, m, len);
             sock.onError = (errno) => this.onUpstreamError(b, new Error(`socket error ${errno}`));
             sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling an answer');
-            if (this.fwd !== null) sock.onBatchEnd = this.onBatchEnd;
             if (this.relay) {
               ch.route = RelayTables.newRoute();
               sock.enableRelay(ch.route, this.relay.claim, this.relay.ring, this.relayChans.length);
@@ -573,11 +571,7 @@ export class DnsProxy {
     const a0 = t[o + 7], a1 = t[o + 8], a2 = t[o + 9], a3 = t[o + 10];
     const listener = f.listeners.get(t[o + 12]) ?? null;
     const msg = f.views[k];
-    let addr: string;
-    if (fam === 4) {
-      if (a0 !== f.lastA) { f.lastA = a0; f.lastS = `${(a0 >>> 24) & 255}.${(a0 >>> 16) & 255}.${(a0 >>> 8) & 255}.${a0 & 255}`; }
-      addr = f.lastS;
-    } else addr = formatIp6(a0, a1, a2, a3);
+    const addr = formatWords(fam, a0, a1, a2, a3);
     listener?.countRelayed(1, 0);
     const q = f.q[k], a = f.a[k];
     f.q[k] = null;
@@ -1160,10 +1154,11 @@ export class DnsProxy {
 
   private logState(b: DnsBackend, now: number): void {
     if (this.fwd !== null) {
-      // Tickets drawn for the old state are re-drawn: now, or (inside a batch, whose forwarded
-      // queries still name tickets by position) when the batch ends.
+      // Tickets drawn for the old state are re-drawn: now, or, when this comes from booking a
+      // ticket (a local backend answering at once), at the next refill: book() is still
+      // reading the used tickets that a refill would overwrite.
       this.fwd.recall = true;
-      if (batchSeq() < 0) this.refill();
+      if (!this.fwd.booking) this.refill();
     }
     const state = b.health.state(now);
     const fn = state === 'up' ? this.log.info : this.log.warn;

@@ -103,17 +103,6 @@ let depth = 0;
 let current: BatchUdpSocket | null = null;
 let seq = 0;
 
-/** Sends what the batch of `self` queued on other sockets (its own queue goes back to C). */
-function flushDirty(self: BatchUdpSocket): void {
-  for (let k = 0; k < dirtyN; k++) {
-    const s = dirty[k]!;
-    dirty[k] = null;
-    s.isDirty = false;
-    if (s !== self) s.flushNow();
-  }
-  dirtyN = 0;
-}
-
 /** Sequence number of the batch being dispatched, or -1 outside any batch. */
 export function batchSeq(): number { return depth > 0 ? seq : -1; }
 
@@ -170,11 +159,8 @@ export class BatchUdpSocket {
   private readonly slots: number;
   private readonly slotSize: number;
   private outCount = 0;
-  /** @internal */
-  isDirty = false;
+  private isDirty = false;
   private closed = false;
-  private lastA = -1;
-  private lastS = '';
 
   private constructor(a: Addon, h: Handle, family: 4 | 6, address: string, opts: BindOptions) {
     this.a = a;
@@ -285,7 +271,15 @@ export class BatchUdpSocket {
     }
     depth--;
     current = prev;
-    if (depth === 0 && dirtyN > 0) flushDirty(this);
+    if (depth === 0 && dirtyN > 0) {
+      for (let k = 0; k < dirtyN; k++) {
+        const s = dirty[k]!;
+        dirty[k] = null;
+        s.isDirty = false;
+        if (s !== this) s.flushNow();
+      }
+      dirtyN = 0;
+    }
     return this.closed ? 0 : this.take();
   };
 
@@ -300,14 +294,7 @@ export class BatchUdpSocket {
   /** The client address of received slot `m` (meta index) as Node formats it. */
   private addressAt(m: number): string {
     const meta = this.inMeta;
-    if (meta[m + 1] === 4) {
-      const a = meta[m + 3];
-      if (a === this.lastA) return this.lastS;
-      this.lastA = a;
-      this.lastS = `${(a >>> 24) & 255}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-      return this.lastS;
-    }
-    return formatIp6(meta[m + 3], meta[m + 4], meta[m + 5], meta[m + 6]);
+    return formatWords(meta[m + 1], meta[m + 3], meta[m + 4], meta[m + 5], meta[m + 6]);
   }
 
   /** Queues a reply to the sender of received slot `slot` (valid during this batch only). */
@@ -345,8 +332,7 @@ export class BatchUdpSocket {
   /** Sends to the connected peer. */
   sendConnected(data: Uint8Array, len: number): void { this.sendWords(data, len, 0, 0, 0, 0, 0, 0); }
 
-  /** @internal */
-  flushNow(): void {
+  private flushNow(): void {
     const k = this.outCount;
     if (k === 0) return;
     this.outCount = 0;
@@ -363,6 +349,25 @@ export class BatchUdpSocket {
     this.outCount = 0;
     this.a.close(this.h);
   }
+}
+
+/** The last IPv4 address formatted: a client's queries tend to come in runs. */
+let lastA = -1;
+let lastS = '';
+
+/**
+ * An address given as words (family 4: a0 is the address; 6: four big-endian words) as Node
+ * formats it; an IPv4 address is formatted once per run of datagrams from it.
+ */
+export function formatWords(fam: number, a0: number, a1: number, a2: number, a3: number): string {
+  if (fam === 4) {
+    if (a0 !== lastA) {
+      lastA = a0;
+      lastS = `${(a0 >>> 24) & 255}.${(a0 >>> 16) & 255}.${(a0 >>> 8) & 255}.${a0 & 255}`;
+    }
+    return lastS;
+  }
+  return formatIp6(a0, a1, a2, a3);
 }
 
 /** Parses an IPv4 or IPv6 literal into 4 words (IPv4 in word 0), or null. */
