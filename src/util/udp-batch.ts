@@ -31,6 +31,7 @@ interface Addon {
   sendTo(h: Handle, buf: Uint8Array, len: number, family: number, port: number, a0: number, a1: number, a2: number, a3: number): number;
   close(h: Handle): void;
   idleThread(tid: number): number;
+  loopIdleTime(on: boolean): number;
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
   forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void, bookNow: boolean): void;
@@ -68,6 +69,22 @@ export function idleThreadNative(tid: number): number | null {
   if (process.platform !== 'linux') return null;
   const a = load();
   return a && typeof a.idleThread === 'function' ? a.idleThread(tid) : null;
+}
+
+/**
+ * Switches libuv's idle-time accounting (UV_METRICS_IDLE_TIME, which Node turns on) off or back
+ * on. With it on, every time the loop would block libuv first polls with timeout 0 and then
+ * waits: one more epoll_pwait per wake-up, two per balanced query. Nothing in hadns reads the
+ * figure it keeps (performance.eventLoopUtilization(); it reads as fully busy while off).
+ * Returns the previous setting, or null when the addon is not available or did not recognise
+ * the loop's layout (then nothing changed). udp_batch.c, js_loop_idle_time, has the details.
+ */
+export function setLoopIdleTime(on: boolean): boolean | null {
+  if (process.platform !== 'linux') return null;
+  const a = load();
+  if (!a || typeof a.loopIdleTime !== 'function') return null;
+  const r = a.loopIdleTime(on);
+  return r < 0 ? null : r === 1;
 }
 
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */

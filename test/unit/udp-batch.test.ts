@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import fc from 'fast-check';
-import { BatchUdpSocket, formatIp6, parseIp, useBatchUdp } from '../../src/util/udp-batch.js';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BatchUdpSocket, formatIp6, parseIp, setLoopIdleTime, useBatchUdp } from '../../src/util/udp-batch.js';
 
 function client(type: 'udp4' | 'udp6' = 'udp4'): Promise<dgram.Socket> {
   const c = dgram.createSocket(type);
@@ -28,6 +30,24 @@ function collect(c: dgram.Socket, n: number): Promise<Buffer[]> {
 test('the addon is built and selected on Linux', () => {
   assert.equal(process.platform, 'linux');
   assert.equal(useBatchUdp(), true);
+});
+
+test('setLoopIdleTime switches libuv\'s idle-time accounting (the extra zero-timeout poll) off and on again', async () => {
+  // The flag is what makes libuv poll twice per wait; its visible effect is Node's idle time.
+  const idleOver = async (ms: number): Promise<number> => {
+    const e0 = performance.eventLoopUtilization();
+    await sleep(ms);
+    return performance.eventLoopUtilization(e0).idle;
+  };
+  assert.ok(await idleOver(40) > 20, 'Node counts idle time by default');
+  try {
+    assert.equal(setLoopIdleTime(false), true, 'it was on (Node turns it on)');
+    assert.equal(await idleOver(40), 0, 'off: libuv no longer times its waits');
+    assert.equal(setLoopIdleTime(false), false, 'a second call finds it off');
+  } finally {
+    assert.equal(setLoopIdleTime(true), false);
+  }
+  assert.ok(await idleOver(40) > 20, 'back on: idle time is counted again');
 });
 
 test('a burst arrives in batches and every datagram is answered to its sender', async () => {
