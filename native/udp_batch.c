@@ -521,42 +521,70 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
  * ready in this loop iteration. So answers waiting on the upstream sockets (after a stall, say)
  * are relayed before JS books the queries forwarded just before them. */
 static uv_check_t book_check;
+/* Active while a booking is left half done: the next poll then does not block, so sockets that
+ * became ready meanwhile are served before the next chunk. */
+static uv_idle_t book_idle;
 static int book_check_state = 0; /* 0 none, 1 initialised, 2 started */
 #define BOOK_MAX 64
+/* Tickets booked per check-phase call: a burst's bookkeeping (~5 µs a ticket) is done in chunks
+ * with the loop's I/O in between, so answers that came back meanwhile are relayed first. */
+#define BOOK_CHUNK 8
 static int book_pending[BOOK_MAX];
 static int nbook = 0;
 
 static int invoke(ub_t *s, napi_value cb, size_t argc, napi_value *argv, napi_value *result);
 
-static void call_book(ub_t *l) {
-  if (l->closed || !l->book_cb) return;
+/* Calls JS's book(max) (max 0: all, and draw new tickets); returns how many used tickets JS
+ * left for later. */
+static int call_book(ub_t *l, int max) {
+  if (l->closed || !l->book_cb) return 0;
   napi_handle_scope scope;
   napi_open_handle_scope(l->env, &scope);
-  napi_value cb, result;
-  if (napi_get_reference_value(l->env, l->book_cb, &cb) == napi_ok && cb) invoke(l, cb, 0, NULL, &result);
+  napi_value cb, result = NULL, arg;
+  int32_t left = 0;
+  napi_create_int32(l->env, max, &arg);
+  if (napi_get_reference_value(l->env, l->book_cb, &cb) == napi_ok && cb && invoke(l, cb, 1, &arg, &result) && result) {
+    if (napi_get_value_int32(l->env, result, &left) != napi_ok || left < 0) left = 0;
+  }
   napi_close_handle_scope(l->env, scope);
+  return left;
 }
+
+static void on_book_idle(uv_idle_t *h) { (void)h; }
 
 static void on_book_check(uv_check_t *h) {
   (void)h;
-  uv_check_stop(&book_check);
-  book_check_state = 1;
-  int n = nbook;
+  int n = nbook, keep = 0;
   nbook = 0;
   for (int i = 0; i < n; i++) {
     int idx = book_pending[i];
     ub_t *l = idx >= 0 && idx < REG_MAX ? reg[idx] : NULL;
-    if (l && !l->closed && l->fwd && l->tickets[0] != (int32_t)l->tickets_cap) call_book(l);
+    if (!l || l->closed || !l->fwd || l->tickets[0] == (int32_t)l->tickets_cap) continue;
+    if (call_book(l, BOOK_CHUNK) > 0 && !l->closed) book_pending[keep++] = idx;
+  }
+  /* Listeners queued while JS ran were appended after n: keep them too. */
+  for (int i = n; i < nbook; i++) {
+    int dup = 0;
+    for (int j = 0; j < keep && !dup; j++) dup = book_pending[j] == book_pending[i];
+    if (!dup) book_pending[keep++] = book_pending[i];
+  }
+  nbook = keep;
+  if (nbook == 0) {
+    uv_check_stop(&book_check);
+    uv_idle_stop(&book_idle);
+    book_check_state = 1;
+  } else {
+    uv_idle_start(&book_idle, on_book_idle);
   }
 }
 
 /* Listener l forwarded queries in this wake-up and JS did not run for them. */
 static void want_book(ub_t *l) {
-  if (l->tickets[0] < TICKETS_LOW) { call_book(l); return; }
+  if (l->tickets[0] < TICKETS_LOW) { call_book(l, 0); return; }
   int queued = 0;
   for (int i = 0; i < nbook && !queued; i++) queued = book_pending[i] == l->index;
   if (!queued) {
-    if (nbook == BOOK_MAX) { call_book(l); return; }
+    if (nbook == BOOK_MAX) { call_book(l, 0); return; }
     book_pending[nbook++] = l->index;
   }
   if (book_check_state == 1) {
@@ -690,7 +718,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (ntouched > 0) flush_touched();
     if (relayed == n) {
       if (s->fwd && !s->closed) {
-        if (local || s->book_now) call_book(s); /* a local backend's query waits for JS: no delay */
+        if (local || s->book_now) call_book(s, 0); /* a local backend's query waits for JS: no delay */
         else want_book(s);
       }
       if (n < s->slots) break;
@@ -875,6 +903,8 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
     napi_get_uv_event_loop(env, &loop);
     uv_check_init(loop, &book_check);
     uv_unref((uv_handle_t *)&book_check);
+    uv_idle_init(loop, &book_idle);
+    uv_unref((uv_handle_t *)&book_idle);
     book_check_state = 1;
   }
   napi_create_reference(env, argv[1], 1, &s->fref);

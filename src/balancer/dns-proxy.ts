@@ -56,6 +56,8 @@ const MAX_IDS_PER_SOCKET = 30_000;
 const MAX_TCP_CLIENT_OUTSTANDING = 64;
 /** Re-check interval while queries are live but no attempt has a deadline (rare: between states). */
 const IDLE_TICK_MS = 50;
+/** Whether a burst's forwarded queries are booked in chunks (onBook); HADNS_FORWARD_BOOK=whole: at once. */
+const BOOK_CHUNKS = process.env.HADNS_FORWARD_BOOK !== 'whole';
 /** Forwarding tickets kept ready per service: one full receive batch. */
 const TICKETS = 64;
 /** Ints per ticket, and bytes of a ticket's arena slot (native/udp_batch.c: TW, ARENA_SLOT). */
@@ -314,7 +316,24 @@ export class DnsProxy {
   private fwd: Forwarding | null = null;
   private readonly onBatchEnd = (): void => { if (this.fwd !== null) this.refill(); };
   /** Called by the addon when forwarded queries wait for book() and no JS ran for them. */
-  private readonly onBook = (): void => { this.takeRelayed(); this.refill(); };
+  /**
+   * The addon's call to book forwarded queries: `max` > 0 (its check phase) books at most that
+   * many, oldest first, and returns how many are left, so that a burst's bookkeeping runs in
+   * chunks with the loop's I/O in between (answers that came back are relayed first); the last
+   * chunk, or `max` 0, also drains the relay's ring and draws new tickets. Tickets are drawn
+   * only once all used ones are booked, so chunks stop while fewer than half are left: the
+   * next burst must find tickets, or it takes the JS path.
+   */
+  private readonly onBook = (max: number): number => {
+    const f = this.fwd;
+    if (f !== null && max > 0 && BOOK_CHUNKS && !f.booking && f.tickets[0] >= TICKETS / 2 && f.filled - f.tickets[0] > max) {
+      this.book(max);
+      return f.filled - f.tickets[0];
+    }
+    this.takeRelayed();
+    this.refill();
+    return 0;
+  };
   private readonly aPool: Attempt[] = [];
   private readonly deadlines = new GenFifo<Query>();
   private readonly udpListeners: UdpListener[] = [];
@@ -546,11 +565,14 @@ export class DnsProxy {
     this.begin(q);
   }
 
-  /** Books every ticket the addon used since the last call (see Forwarding). */
-  private book(): void {
+  /**
+   * Books the tickets the addon used since the last call (see Forwarding), oldest first (the
+   * addon pops from the top): all of them, or at most `max`.
+   */
+  private book(max = TICKETS): void {
     const f = this.fwd;
     if (f === null || f.booking) return;
-    const used = f.tickets[0];
+    const used = Math.max(f.tickets[0], f.filled - max);
     if (used >= f.filled) return;
     f.booking = true;
     try {

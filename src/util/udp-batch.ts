@@ -34,7 +34,7 @@ interface Addon {
   loopIdleTime(on: boolean): number;
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
-  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void, bookNow: boolean): void;
+  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean): void;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -235,10 +235,12 @@ export class BatchUdpSocket {
    * leave from the addon without JS; their records (in `tickets`, `times` and `arena`) wait for
    * `book`, which the addon calls once the event loop has served every socket that was ready
    * (libuv's check phase), unless JS ran for the socket meanwhile (native/udp_batch.c, "Query
-   * forwarding"; the balancer's side is in src/balancer/dns-proxy.ts). `bookNow`: call it in
-   * the wake-up itself instead. Throws where the addon predates it.
+   * forwarding"; the balancer's side is in src/balancer/dns-proxy.ts). There `book(max)` books
+   * at most `max` and returns how many it left; the addon calls again after the next poll, which
+   * then does not block. `book(0)` (few tickets left, a local backend's query, `bookNow`: in the
+   * wake-up itself) books all. Throws where the addon predates it.
    */
-  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void, bookNow = false): void {
+  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow = false): void {
     if (typeof this.a.forward !== 'function') throw new Error('udp_batch addon without forward (npm run build:native)');
     this.a.forward(this.h, tickets, times, arena, book, bookNow);
   }

@@ -19,6 +19,7 @@ import { silentLog } from '../../src/balancer/sockets.js';
 import { loadUdp, query, StubHandler } from './balancer-util.js';
 import { rcodeOf } from '../../src/dns/wire.js';
 import { prng } from '../helpers/fuzz.js';
+import { BatchUdpSocket } from '../../src/util/udp-batch.js';
 
 const started: Balancer[] = [];
 const sockets: dgram.Socket[] = [];
@@ -120,6 +121,33 @@ test('plain queries leave from the addon; weights, counters and the pool come ou
     return m.readUInt16BE(0) === i + 1;
   }).length;
   assert.ok(same <= 3, `upstream IDs are fresh (${same} of 4000 kept the client's)`);
+});
+
+test('a burst is booked in chunks with the loop\'s I/O in between, until all is booked', async () => {
+  // Record the addon's calls to the booking callback: (max asked, used tickets JS left).
+  const calls: [number, number][] = [];
+  const orig = BatchUdpSocket.prototype.enableForward;
+  BatchUdpSocket.prototype.enableForward = function (this: BatchUdpSocket, t, tm, ar, book, now) {
+    orig.call(this, t, tm, ar, (max: number) => { const left = book(max); calls.push([max, left]); return left; }, now);
+  };
+  let bal: Balancer, port: number;
+  try {
+    ({ bal, port } = await start(svc([(await backend()).addr, (await backend()).addr])));
+  } finally {
+    BatchUdpSocket.prototype.enableForward = orig;
+  }
+  // 20 queries sent at once arrive in one batch: 20 tickets used, 44 left.
+  const qs = Array.from({ length: 20 }, (_, i) => query(`b${i}.fwd.test`, 'A', 100 + i));
+  const got = await ask(port, qs);
+  assert.equal(got.size, 20);
+  const first = calls.findIndex(([max]) => max > 0);
+  assert.ok(first >= 0, `the check phase booked: ${JSON.stringify(calls)}`);
+  assert.deepEqual(calls.slice(first, first + 2), [[8, 12], [8, 4]], `two chunks of 8: ${JSON.stringify(calls)}`);
+  assert.deepEqual(calls.at(-1), [8, 0], 'the addon called until all was booked');
+  const s = st(bal);
+  assert.equal(s.forwarded, 20);
+  assert.equal(s.answers, 20);
+  assert.equal(s.live, 0);
 });
 
 test('what is not plain takes the JS path, and is still answered right', async () => {
