@@ -31,7 +31,8 @@
  *   loopIdleTime(on) -> the previous setting (0|1), or -1: left alone (see js_loop_idle_time)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
- *   forward(handle, tickets, times, arena, book, bookNow)   query forwarding on a listener, below
+ *   forward(handle, tickets, times, arena, book, bookNow)   query forwarding on a listener, below;
+ *     book(max) -> how many used tickets JS left unbooked
  *
  * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
  * largest share of the balancer's user-space CPU per query (1-3.7 µs of ~42 at 10k q/s). So for
@@ -60,9 +61,11 @@
  * the upstream socket in this wake-up; the ticket keeps its length, client address, question end
  * and listener, `times` its send time (JS's clock), the arena slot its bytes, and the in-slot is
  * marked -3 (JS skips it). JS books the used tickets (deadlines, counters, the copy for retries)
- * at its next entry, or when `book` is called: after libuv has served every socket that was
- * ready in this loop iteration (a check handle), so that answers waiting on upstream sockets are
- * relayed before JS runs; at once when fewer than TICKETS_LOW tickets are left or a local
+ * at its next entry, or when `book(max)` is called: after libuv has served every socket that
+ * was ready in this loop iteration (a check handle), so that answers waiting on upstream sockets
+ * are relayed before JS runs; there JS books at most BOOK_CHUNK and returns how many it left,
+ * and the next poll does not block (an idle handle), so answers coming back meanwhile go out
+ * between chunks. book(0) books all: when fewer than TICKETS_LOW tickets are left or a local
  * backend's query waits; with bookNow, in every wake-up. Sending first takes JS off the path from
  * a query's arrival to its forward, and in a burst the backend works on the first queries while
  * JS has not even started. A plain query: QR 0, opcode QUERY, TC 0, RCODE 0, one question with
