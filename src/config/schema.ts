@@ -162,7 +162,9 @@ export const configSchema = z.strictObject({
       'How the UDP sockets of the DNS path (resolver listeners, balancer listeners and backend sockets) are driven. '
       + 'native: batched recvmmsg/sendmmsg through the addon built by npm install (Linux; fails at start without it). '
       + 'dgram: Node\'s own UDP sockets, one system call and one callback per datagram (slower; the fallback). '
-      + 'auto: native when the addon loads, else dgram. The environment variable HADNS_UDP_IO overrides it.'),
+      + 'auto: native when the addon loads, else dgram. The environment variable HADNS_UDP_IO overrides it. '
+      + 'With native, the daemon also turns off libuv\'s idle-time accounting (one `epoll_pwait` per wake-up instead of two; '
+      + 'Node\'s `performance.eventLoopUtilization()` then reads as fully busy); HADNS_LOOP_IDLE_TIME=1 keeps it.'),
     helper_threads: z.enum(['idle', 'normal']).default('normal').describe(
       'Scheduling of the daemon\'s helper threads (V8\'s garbage-collector and compiler workers, libuv\'s file pool; Linux). '
       + 'normal: as Node starts them. idle: SCHED_IDLE (nice 19 without the native addon), so they run only when the CPU '
