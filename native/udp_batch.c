@@ -557,19 +557,13 @@ static void on_book_idle(uv_idle_t *h) { (void)h; }
 
 static void on_book_check(uv_check_t *h) {
   (void)h;
-  int n = nbook, keep = 0;
-  nbook = 0;
-  for (int i = 0; i < n; i++) {
+  /* (JS cannot queue more meanwhile: want_book runs only from a socket's poll callback.) */
+  int keep = 0;
+  for (int i = 0; i < nbook; i++) {
     int idx = book_pending[i];
     ub_t *l = idx >= 0 && idx < REG_MAX ? reg[idx] : NULL;
     if (!l || l->closed || !l->fwd || l->tickets[0] == (int32_t)l->tickets_cap) continue;
     if (call_book(l, BOOK_CHUNK) > 0 && !l->closed) book_pending[keep++] = idx;
-  }
-  /* Listeners queued while JS ran were appended after n: keep them too. */
-  for (int i = n; i < nbook; i++) {
-    int dup = 0;
-    for (int j = 0; j < keep && !dup; j++) dup = book_pending[j] == book_pending[i];
-    if (!dup) book_pending[keep++] = book_pending[i];
   }
   nbook = keep;
   if (nbook == 0) {

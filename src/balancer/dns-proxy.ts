@@ -315,7 +315,6 @@ export class DnsProxy {
   /** Query forwarding (Forwarding), or null: every query through JS. */
   private fwd: Forwarding | null = null;
   private readonly onBatchEnd = (): void => { if (this.fwd !== null) this.refill(); };
-  /** Called by the addon when forwarded queries wait for book() and no JS ran for them. */
   /**
    * The addon's call to book forwarded queries: `max` > 0 (its check phase) books at most that
    * many, oldest first, and returns how many are left, so that a burst's bookkeeping runs in
