@@ -27,6 +27,12 @@
  * before it is sent); --book-now-too likewise with forwarded queries booked by JS in the wake-up
  * that forwarded them (HADNS_FORWARD_BOOK=now) rather than after the loop has served every ready
  * socket.
+ * --env-too 'HADNS_A=1,HADNS_B=x' likewise adds a hadns with that environment (e.g. libuv's
+ * double poll kept and bookings made whole: HADNS_LOOP_IDLE_TIME=1,HADNS_FORWARD_BOOK=whole).
+ * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
+ * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
+ * balancer, so the p99 columns then compare how each catches up after losing its core, which
+ * this VM's own stalls decide too but at random.
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -54,13 +60,29 @@ const o = benchArgs({
   'relay-off-too': { type: 'boolean', default: false },
   'forwarding-off-too': { type: 'boolean', default: false },
   'book-now-too': { type: 'boolean', default: false },
+  stall: { type: 'string', default: '' },
+  'env-too': { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
-       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]`);
+       [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
+       [--stall MS/EVERY] [--env-too 'NAME=VALUE,…']`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
 const CCPU = o['client-cpu']!;
 const ROUNDS = Number(o.rounds);
+/** --stall MS/EVERY: in the fixed-rate rounds, the balancer is stopped MS ms every EVERY ms (bench/stall.ts). */
+const STALL = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(o.stall ?? '');
+if (o.stall && (!STALL || !(Number(STALL[1]) > 0 && Number(STALL[2]) > Number(STALL[1])))) {
+  process.stderr.write(`--stall wants MS/EVERY with 0 < MS < EVERY (e.g. 3/50), not ${o.stall}\n`);
+  process.exit(2);
+}
+/** --env-too NAME=VALUE,…: one more hadns (no cache) in the same rounds, with that environment. */
+const ENV_TOO: Record<string, string> = {};
+for (const kv of (o['env-too'] ?? '').split(',').filter(Boolean)) {
+  const m = /^(HADNS_[A-Z_]+)=(.*)$/.exec(kv.trim());
+  if (!m) { process.stderr.write(`--env-too wants HADNS_NAME=VALUE,… not ${kv}\n`); process.exit(2); }
+  ENV_TOO[m[1]!] = m[2]!;
+}
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** A process and its descendants (nginx: master + worker) with their utime+stime in clock ticks. */
@@ -158,6 +180,23 @@ async function stop(p: ChildProcess): Promise<void> {
 }
 process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
 
+/**
+ * Starts bench/stall.ts on the client core against a balancer's process tree (nginx: master and
+ * worker) for one round; resolves when it has exited, every process continued (SIGCONT again
+ * here, in case the injector died between its signals).
+ */
+function injectStalls(balancer: number): Promise<void> {
+  const pids = [...processTree(balancer).keys()];
+  const script = join(root, isTs ? 'bench/stall.ts' : 'dist/bench/stall.js');
+  const p = spawn('taskset', ['-c', CCPU, process.execPath, ...(isTs ? ['--import', 'tsx'] : []), script,
+    STALL![1]!, STALL![2]!, String(DURATION), ...pids.map(String)], { stdio: 'ignore' });
+  children.push(p);
+  return new Promise((resolve) => p.once('exit', () => {
+    for (const pid of pids) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+    resolve();
+  }));
+}
+
 /** `failed`: answers other than NOERROR (a balancer that gives up answers SERVFAIL rather than nothing). */
 interface PerfResult { qps: number; lost: number; failed: number; sent: number; avgMs: number; p50?: number; p99?: number; latencies?: number[] }
 
@@ -235,6 +274,7 @@ async function main(): Promise<void> {
     if (o['relay-off-too']) targets.push({ name: 'hadns DNS mode, relay off', start: hadns(false, false) });
     if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
+    if (o['env-too']) targets.push({ name: `hadns DNS mode, ${o['env-too']}`, start: hadns(false, true, ENV_TOO) });
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {
       targets.push({ name: 'dnsdist (no cache)', start: async () => {
@@ -270,7 +310,9 @@ async function main(): Promise<void> {
     for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) {
       for (const x of live) {
         const t0 = treeTicks(x.p.pid!);
+        const stalls = STALL ? injectStalls(x.p.pid!) : null;
         const run = dnsperf(x.port, qfile, ['-Q', String(RATE)], true);
+        if (stalls) await stalls;
         x.ticks += treeTicks(x.p.pid!) - t0;
         x.runs.push(run);
         log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost} not NOERROR ${run.failed}`);
@@ -306,7 +348,8 @@ async function main(): Promise<void> {
       const k = q.filter((v) => v <= 1).length;
       return `${med.toFixed(2)}× (${k}/${q.length} ≤ 1, sign test p ${signTest(k, q.length).toFixed(3)})`;
     };
-    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query @${RATE} q/s | p50 @${RATE} q/s | p99 @${RATE} q/s | p99 vs nginx | p99 vs nginx per round: median |`);
+    const at = `@${RATE} q/s${STALL ? `, stopped ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
       console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
