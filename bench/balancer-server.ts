@@ -7,14 +7,14 @@ import { readFileSync } from 'node:fs';
 import { startBalancer } from '../src/balancer/service.js';
 import { silentLog } from '../src/balancer/sockets.js';
 import { setHelperThreads } from '../src/util/threads.js';
-import { setLoopIdleTime, useBatchUdp } from '../src/util/udp-batch.js';
+import { dropLoopIdleTime } from '../src/util/udp-batch.js';
 
 const section = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const bal = await startBalancer(section, { log: silentLog });
 // node.helper_threads as the daemon has it (default normal); HADNS_HELPER_THREADS=idle to compare.
 setHelperThreads(process.env.HADNS_HELPER_THREADS === 'idle' ? 'idle' : 'normal');
 // As the daemon (node.ts): one epoll_pwait per wake-up; HADNS_LOOP_IDLE_TIME=1 keeps libuv's two.
-if (useBatchUdp() && process.env.HADNS_LOOP_IDLE_TIME !== '1') setLoopIdleTime(false);
+dropLoopIdleTime();
 process.stdout.write(`ready ${JSON.stringify(bal.addresses())}\n`);
 process.on('SIGTERM', () => {
   process.stderr.write(`${JSON.stringify(bal.stats())}\n`);

@@ -527,7 +527,7 @@ static uv_check_t book_check;
 /* Active while a booking is left half done: the next poll then does not block, so sockets that
  * became ready meanwhile are served before the next chunk. */
 static uv_idle_t book_idle;
-static int book_check_state = 0; /* 0 none, 1 initialised, 2 started */
+static int book_handles = 0; /* book_check and book_idle initialised */
 #define BOOK_MAX 64
 /* Tickets booked per check-phase call: a burst's bookkeeping (~5 µs a ticket) is done in chunks
  * with the loop's I/O in between, so answers that came back meanwhile are relayed first. */
@@ -569,7 +569,6 @@ static void on_book_check(uv_check_t *h) {
   if (nbook == 0) {
     uv_check_stop(&book_check);
     uv_idle_stop(&book_idle);
-    book_check_state = 1;
   } else {
     uv_idle_start(&book_idle, on_book_idle);
   }
@@ -584,10 +583,7 @@ static void want_book(ub_t *l) {
     if (nbook == BOOK_MAX) { call_book(l, 0); return; }
     book_pending[nbook++] = l->index;
   }
-  if (book_check_state == 1) {
-    uv_check_start(&book_check, on_book_check);
-    book_check_state = 2;
-  }
+  uv_check_start(&book_check, on_book_check); /* no-op when active */
 }
 
 /* Sends out slots [0, n); returns how many went out. A datagram the kernel refuses (full send
@@ -871,8 +867,8 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* forward(handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: () => void):
- * query forwarding on this listener (see the header). */
+/* forward(handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array,
+ * book: (max) => left, bookNow: boolean): query forwarding on this listener (see the header). */
 static napi_value js_forward(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   ub_t *s = ub_args(env, info, 6, argv, 1);
@@ -895,14 +891,14 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "forward(tickets: Int32Array of 1 + 16n, times: Float64Array(n), arena: Uint8Array(512n), book: function)");
     return NULL;
   }
-  if (book_check_state == 0) {
+  if (!book_handles) {
     uv_loop_t *loop;
     napi_get_uv_event_loop(env, &loop);
     uv_check_init(loop, &book_check);
     uv_unref((uv_handle_t *)&book_check);
     uv_idle_init(loop, &book_idle);
     uv_unref((uv_handle_t *)&book_idle);
-    book_check_state = 1;
+    book_handles = 1;
   }
   napi_create_reference(env, argv[1], 1, &s->fref);
   napi_create_reference(env, argv[2], 1, &s->fref_times);

@@ -10,7 +10,7 @@ import type { Config, LocalRecordConfig } from '../config/schema.js';
 import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
-import { setLoopIdleTime, setUdpIoMode, udpIoStatus, useBatchUdp } from '../util/udp-batch.js';
+import { dropLoopIdleTime, setUdpIoMode, udpIoStatus, useBatchUdp } from '../util/udp-batch.js';
 import { setHelperThreads } from '../util/threads.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
@@ -76,10 +76,8 @@ export class HadnsNode implements NodeView {
     try {
       if (!process.env.HADNS_UDP_IO) setUdpIoMode(config.node.udp_io);
       if (config.resolver || config.balancer) log.info({ udp_io: useBatchUdp() ? 'native' : 'dgram' }, 'UDP I/O of the DNS path');
-      // One epoll_pwait per wake-up instead of two (udp-batch.ts); HADNS_LOOP_IDLE_TIME=1 keeps libuv's.
-      if ((config.resolver || config.balancer) && useBatchUdp() && process.env.HADNS_LOOP_IDLE_TIME !== '1' && setLoopIdleTime(false) === null) {
-        log.debug('event loop: idle-time accounting left on (libuv layout not recognised)');
-      }
+      // One epoll_pwait per wake-up instead of two (udp-batch.ts).
+      if ((config.resolver || config.balancer) && !dropLoopIdleTime()) log.debug('event loop: libuv\'s idle-time accounting left on');
       const ht = setHelperThreads(config.node.helper_threads);
       if (ht.error) log.warn({ error: ht.error }, 'helper threads: cannot lower their scheduling priority');
       else if (ht.mode === 'idle') log.debug({ sched_idle: ht.idle, nice19: ht.niced }, 'helper threads moved out of the event loop\'s way');

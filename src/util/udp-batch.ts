@@ -87,6 +87,15 @@ export function setLoopIdleTime(on: boolean): boolean | null {
   return r < 0 ? null : r === 1;
 }
 
+/**
+ * What the daemon (node.ts) and the bench server do at start: idle-time accounting off when the
+ * DNS path runs on the addon, unless HADNS_LOOP_IDLE_TIME=1. True when it is now off.
+ */
+export function dropLoopIdleTime(): boolean {
+  if (process.env.HADNS_LOOP_IDLE_TIME === '1' || !useBatchUdp()) return false;
+  return setLoopIdleTime(false) !== null;
+}
+
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */
 export function useBatchUdp(): boolean {
   if (mode === 'dgram' || process.platform !== 'linux') {
