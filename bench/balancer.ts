@@ -33,6 +33,9 @@
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
  * balancer, so the p99 columns then compare how each catches up after losing its core, which
  * this VM's own stalls decide too but at random.
+ * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
+ * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
+ * how it caught up.
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -45,6 +48,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { freePort } from '../src/util/net.js';
 import { probeDns } from '../src/node/health.js';
+import { analyze, formatReport, readPcap } from './segments.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
@@ -62,9 +66,10 @@ const o = benchArgs({
   'book-now-too': { type: 'boolean', default: false },
   stall: { type: 'string', default: '' },
   'env-too': { type: 'string', default: '' },
+  capture: { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
-       [--stall MS/EVERY] [--env-too 'NAME=VALUE,…']`);
+       [--stall MS/EVERY] [--env-too 'NAME=VALUE,…'] [--capture DIR]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -201,6 +206,22 @@ function injectStalls(balancer: number): Promise<void> {
   }));
 }
 
+/**
+ * --capture: tcpdump on lo (client core) for the balancer's port and the backends' ports, into
+ * `file`; resolves once it is listening. Stopped by PID (SIGINT, so it flushes).
+ */
+async function startCapture(file: string, ports: number[]): Promise<ChildProcess> {
+  const filter = `udp and (${ports.map((p) => `port ${p}`).join(' or ')})`;
+  const p = spawn('taskset', ['-c', CCPU, 'tcpdump', '-i', 'lo', '-n', '-B', '32768', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(p);
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    p.stderr!.on('data', (d) => { err += d; if (/listening on/.test(err)) resolve(); });
+    p.once('exit', (code) => reject(new Error(`tcpdump exited (${code}): ${err.trim()}`)));
+  });
+  return p;
+}
+
 /** `failed`: answers other than NOERROR (a balancer that gives up answers SERVFAIL rather than nothing). */
 interface PerfResult { qps: number; lost: number; failed: number; sent: number; avgMs: number; p50?: number; p99?: number; latencies?: number[] }
 
@@ -234,6 +255,10 @@ function dnsperf(port: number, file: string, extra: string[], verbose = false): 
 async function main(): Promise<void> {
   for (const bin of ['dnsperf', 'dnsmasq', 'taskset']) {
     if (spawnSync('which', [bin]).status !== 0) throw new Error(`${bin} is required (apt-get install -y dnsperf dnsmasq-base util-linux)`);
+  }
+  if (o.capture) {
+    if (spawnSync('which', ['tcpdump']).status !== 0) throw new Error('--capture needs tcpdump (apt-get install -y tcpdump)');
+    mkdirSync(o.capture, { recursive: true });
   }
   const dir = mkdtempSync(join(tmpdir(), 'hadns-bal-bench-'));
   try {
@@ -314,9 +339,17 @@ async function main(): Promise<void> {
     for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) {
       for (const x of live) {
         const t0 = treeTicks(x.p.pid!);
+        const pcap = o.capture && r === 0 ? join(o.capture, `${x.name.replace(/[^\w.-]+/g, '_')}.pcap`) : '';
+        const cap = pcap ? await startCapture(pcap, [x.port, ...bports]) : null;
         const stalls = STALL ? injectStalls(x.p.pid!) : null;
         const run = dnsperf(x.port, qfile, ['-Q', String(RATE)], true);
         if (stalls) await stalls;
+        if (cap) {
+          const exited = once(cap, 'exit');
+          cap.kill('SIGINT');
+          await exited;
+          log(`${x.name}: capture ${pcap}\n${formatReport(analyze(readPcap(readFileSync(pcap)), x.port))}`);
+        }
         x.ticks += treeTicks(x.p.pid!) - t0;
         x.runs.push(run);
         log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost} not NOERROR ${run.failed}`);
