@@ -32,9 +32,10 @@ interface Addon {
   close(h: Handle): void;
   idleThread(tid: number): number;
   loopIdleTime(on: boolean): number;
+  burstStats(): [number, number, number];
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
-  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean): void;
+  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean): void;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -94,6 +95,18 @@ export function setLoopIdleTime(on: boolean): boolean | null {
 export function dropLoopIdleTime(): boolean {
   if (process.env.HADNS_LOOP_IDLE_TIME === '1' || !useBatchUdp()) return false;
   return setLoopIdleTime(false) !== null;
+}
+
+/**
+ * Counts, for this process, of query bursts on forwarding listeners sent with the backends'
+ * answers relayed in between (udp_batch.c, flush_burst): bursts, answers relayed during them,
+ * and relay-socket batches that then waited for JS until the burst was out. Null without the addon.
+ */
+export function burstStats(): { bursts: number; relayedBetween: number; deferred: number } | null {
+  const a = load();
+  if (!a || typeof a.burstStats !== 'function') return null;
+  const [bursts, relayedBetween, deferred] = a.burstStats();
+  return { bursts, relayedBetween, deferred };
 }
 
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */
@@ -249,9 +262,9 @@ export class BatchUdpSocket {
    * then does not block. `book(0)` (few tickets left, a local backend's query, `bookNow`: in the
    * wake-up itself) books all. Throws where the addon predates it.
    */
-  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow = false): void {
+  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow = false, interleave = true): void {
     if (typeof this.a.forward !== 'function') throw new Error('udp_batch addon without forward (npm run build:native)');
-    this.a.forward(this.h, tickets, times, arena, book, bookNow);
+    this.a.forward(this.h, tickets, times, arena, book, bookNow, interleave);
   }
 
   /** Counts datagrams the addon received and answered through the relay (never seen by onMessage). */

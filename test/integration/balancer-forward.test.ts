@@ -19,7 +19,8 @@ import { silentLog } from '../../src/balancer/sockets.js';
 import { loadUdp, query, StubHandler } from './balancer-util.js';
 import { rcodeOf } from '../../src/dns/wire.js';
 import { prng } from '../helpers/fuzz.js';
-import { BatchUdpSocket } from '../../src/util/udp-batch.js';
+import { BatchUdpSocket, burstStats } from '../../src/util/udp-batch.js';
+import { Worker } from 'node:worker_threads';
 
 const started: Balancer[] = [];
 const sockets: dgram.Socket[] = [];
@@ -279,4 +280,100 @@ test('a forwarded query to a silent backend is hedged: the booking registers its
   assert.equal(s.forwarded, 1);
   assert.equal(s.backends[0].hedged, 1, 'hedged after the adaptive timeout');
   assert.ok(performance.now() - t0 < 1000);
+});
+
+/**
+ * Two backends and a client in a worker thread, so that they run while this thread is busy:
+ * the backends answer every query at once (A 192.0.2.1; backend 1 answers SERVFAIL to names
+ * starting with "sf"), and on request the client sends a burst of queries while this thread
+ * waits (Atomics.wait), so that the balancer finds them all at once, then collects the answers.
+ */
+const BURST_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const dgram = require('node:dgram');
+const flag = new Int32Array(workerData.sab);
+function answer(q, rcode) {
+  let p = 12; while (p < q.length && q[p] !== 0) p += q[p] + 1;
+  const qend = p + 5;
+  if (q.length < 12 || qend > q.length) return null;
+  const rr = rcode ? Buffer.alloc(0) : Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
+  const r = Buffer.concat([q.subarray(0, qend), rr]);
+  r[2] |= 0x80; r[3] = 0x80 | rcode; r.writeUInt16BE(rcode ? 0 : 1, 6); r.writeUInt16BE(0, 8); r.writeUInt16BE(0, 10);
+  return r;
+}
+const ports = [];
+let bound = 0;
+for (const k of [1, 2]) {
+  const s = dgram.createSocket('udp4');
+  s.on('message', (m, r) => {
+    const sf = m.length > 15 && m.toString('latin1', 13, 15) === 'sf';
+    const a = answer(m, k === 1 && sf ? 2 : 0);
+    if (a) s.send(a, r.port, r.address);
+  });
+  s.bind(0, '127.0.0.1', () => { ports[k - 1] = s.address().port; if (++bound === 2) parentPort.postMessage({ ports }); });
+}
+parentPort.on('message', ({ port, n }) => {
+  const c = dgram.createSocket('udp4');
+  const got = new Map();
+  c.bind(0, '127.0.0.1', () => {
+    let sent = 0;
+    for (let i = 1; i <= n; i++) {
+      const name = (i % 5 === 0 ? 'sf' : 'q') + i + '.burst.test';
+      const h = Buffer.alloc(12); h.writeUInt16BE(i, 0); h[2] = 1; h.writeUInt16BE(1, 4);
+      const labels = Buffer.concat(name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])));
+      c.send(Buffer.concat([h, labels, Buffer.from([0, 0, 1, 0, 1])]), port, '127.0.0.1', () => {
+        if (++sent === n) { Atomics.store(flag, 0, 1); Atomics.notify(flag, 0); }
+      });
+    }
+  });
+  c.on('message', (m) => { const id = m.readUInt16BE(0); const e = got.get(id); got.set(id, e ? [e[0], e[1] + 1] : [m[3] & 15, 1]);
+    if (got.size === n) setTimeout(done, 50); });
+  const t = setTimeout(done, 2000);
+  function done() { clearTimeout(t); c.close(); parentPort.postMessage({ got: [...got] }); }
+});
+`;
+
+test('a burst is sent with the answers that come back meanwhile relayed in between, each query answered once', async (t) => {
+  const sab = new SharedArrayBuffer(4);
+  const flag = new Int32Array(sab);
+  const w = new Worker(BURST_WORKER, { eval: true, workerData: { sab } });
+  t.after(() => w.terminate());
+  const [{ ports }] = await once(w, 'message') as [{ ports: number[] }];
+  const burst = async (port: number, n: number): Promise<Map<number, [number, number]>> => {
+    Atomics.store(flag, 0, 0);
+    const res = once(w, 'message');
+    w.postMessage({ port, n });
+    // This thread (and the balancer with it) waits until the worker has sent the whole burst
+    // ('not-equal': it had, before this thread got here).
+    assert.notEqual(Atomics.wait(flag, 0, 0, 5000), 'timed-out', 'the worker sent the burst');
+    const [{ got }] = await res as [{ got: [number, [number, number]][] }];
+    return new Map(got);
+  };
+  const check = (got: Map<number, [number, number]>, n: number, what: string): void => {
+    assert.equal(got.size, n, `${what}: every query answered`);
+    for (const [id, [rcode, times]] of got) {
+      assert.equal(times, 1, `${what}: query ${id} answered once`);
+      assert.equal(rcode, 0, `${what}: query ${id} NOERROR (SERVFAIL from backend 1 is retried on backend 2)`);
+    }
+  };
+  const backends = ports.map((p) => `127.0.0.1:${p}`);
+  // Many sockets per backend: a burst is sent in many sendmmsg calls, with room in between.
+  const { bal, port } = await start(svc(backends, { udp: { sockets_per_backend: 16 } }));
+  const s0 = burstStats()!;
+  let between = 0;
+  for (let k = 0; k < 20 && between === 0; k++) {
+    check(await burst(port, 60), 60, `burst ${k + 1}`);
+    between = burstStats()!.relayedBetween - s0.relayedBetween;
+  }
+  const s1 = burstStats()!;
+  assert.ok(s1.bursts > s0.bursts, 'the listener sent bursts this way');
+  assert.ok(between > 0, 'answers were relayed between the sends of a burst');
+  assert.ok(st(bal).forwarded >= 40 && st(bal).retries > 0, `forwarded ${st(bal).forwarded}, retried ${st(bal).retries}`);
+  // HADNS_FORWARD_INTERLEAVE=0: the burst is sent whole, answered all the same.
+  process.env.HADNS_FORWARD_INTERLEAVE = '0';
+  let off: { port: number };
+  try { off = await start(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_INTERLEAVE; }
+  await bal.close();
+  check(await burst(off.port, 40), 40, 'interleave off');
+  assert.deepEqual(burstStats(), s1, 'no burst sent that way with HADNS_FORWARD_INTERLEAVE=0');
 });
