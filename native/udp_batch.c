@@ -701,12 +701,6 @@ static int take_batch(ub_t *s, int n, int *forwarded, int *local) {
   return handled;
 }
 
-
-/*
- * Answers waiting while a burst is sent: one poll() of the burst's relay sockets, and each one ready
- * is read once and its plain answers relayed at once. What the relay does not take (or a
- * socket error) waits in that socket's batch for JS: run_deferred.
- */
 /* The relay sockets a burst goes out on, from its tickets: where the answers to it come back,
  * and, as the policy rotates over them, those held during a stall. */
 #define BSET_MAX 64
@@ -733,6 +727,11 @@ static int ndeferred = 0;
  * relay-socket batches left to JS until the burst was out. */
 static double n_bursts = 0, n_between = 0, n_deferred = 0;
 
+/*
+ * Answers waiting while a burst is sent: one poll() of the burst's relay sockets, and each one
+ * ready is read once and its plain answers relayed at once. What the relay does not take (or a
+ * socket error) waits in that socket's batch for JS: run_deferred.
+ */
 static void serve_answers(void) {
   struct pollfd pf[BSET_MAX];
   ub_t *who[BSET_MAX];
