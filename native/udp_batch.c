@@ -664,14 +664,14 @@ static void call_js(ub_t *s, int arg, int32_t *out_n) {
 #define BURST_MIN 8
 static void serve_answers(void);
 static void burst_sockets(ub_t *l, int n);
+static int is_burst(const ub_t *s, int n) { return s->fwd && s->interleave && n >= BURST_MIN; }
 
 /* The datagrams [0, n) just received on s: their meta for JS, and the ones answered here (reply
  * relay) or forwarded (query forwarding) marked so that JS skips them. Returns how many were
- * answered or forwarded; *forwarded counts the forwarded, *local is set when a local backend's
- * query waits for JS. */
-static int take_batch(ub_t *s, int n, int *forwarded, int *local) {
-  int handled = 0;
-  if (s->fwd && n >= BURST_MIN && s->interleave) burst_sockets(s, n);
+ * answered or forwarded; *local is set when a local backend's query waits for JS. */
+static int take_batch(ub_t *s, int n, int *local) {
+  int handled = 0, forwarded = 0, burst = is_burst(s, n);
+  if (burst) burst_sockets(s, n);
   for (int i = 0; i < n; i++) {
     int32_t *m = s->in_meta + i * META;
     m[0] = (s->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->rmsg[i].msg_len;
@@ -691,7 +691,7 @@ static int take_batch(ub_t *s, int n, int *forwarded, int *local) {
         /* The first query of a burst leaves before the rest are even looked at: it has waited
          * longest, and its backend can start on it meanwhile. Then the answers that waited
          * during the stall behind the burst go out, older still. */
-        if ((*forwarded)++ == 0 && n >= BURST_MIN && s->interleave && ntouched > 0) {
+        if (forwarded++ == 0 && burst && ntouched > 0) {
           flush_touched();
           serve_answers();
         }
@@ -751,8 +751,8 @@ static void serve_answers(void) {
     int n = recvmmsg(u->fd, u->rmsg, (unsigned)u->slots, MSG_DONTWAIT, NULL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) n = -errno;
     else if (n <= 0) continue;
-    int fw = 0, local = 0;
-    int done = n < 0 ? 0 : take_batch(u, n, &fw, &local);
+    int local = 0;
+    int done = n < 0 ? 0 : take_batch(u, n, &local);
     n_between += done;
     if (n < 0 || done < n) {
       u->defer_n = n;
@@ -843,10 +843,9 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       continue;
     }
     if (n == 0) break;
-    int forwarded = 0;
-    int relayed = take_batch(s, n, &forwarded, &local);
+    int relayed = take_batch(s, n, &local);
     if (ntouched > 0) {
-      if (n >= BURST_MIN && s->interleave && ntouched > 1) flush_burst();
+      if (is_burst(s, n) && ntouched > 1) flush_burst();
       else flush_touched();
     }
     if (ndeferred > 0) run_deferred();

@@ -260,7 +260,9 @@ export class BatchUdpSocket {
    * forwarding"; the balancer's side is in src/balancer/dns-proxy.ts). There `book(max)` books
    * at most `max` and returns how many it left; the addon calls again after the next poll, which
    * then does not block. `book(0)` (few tickets left, a local backend's query, `bookNow`: in the
-   * wake-up itself) books all. Throws where the addon predates it.
+   * wake-up itself) books all. `interleave`: a burst of 8 or more queries goes out with the
+   * backends' answers relayed in between (udp_batch.c, flush_burst; burstStats() counts it).
+   * Throws where the addon predates it.
    */
   enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow = false, interleave = true): void {
     if (typeof this.a.forward !== 'function') throw new Error('udp_batch addon without forward (npm run build:native)');
