@@ -83,6 +83,14 @@
  * sockets are relayed, then the rest goes out socket by socket with answers relayed in between
  * (serve_answers, flush_burst). On loopback each datagram of a sendmmsg is delivered before the
  * call returns, so a long burst would otherwise hold back every answer behind it.
+ * With blocks, a burst also goes to each backend as one block of consecutive queries, the
+ * oldest block first (plan_blocks): the burst's queries take the same top tickets, so each
+ * backend gets as many as the policy gave it, but the queries are laid on them backend by
+ * backend, and within a backend socket by socket, in arrival order. A backend serves its socket
+ * in order, and backends sharing a CPU (the resolver on the balancer's own node, or a test rig)
+ * are run one at a time until their queue is empty: dealt alternately, half of the oldest
+ * queries would wait for the other backend's whole share. Where backends run in parallel each
+ * one's queue is as long either way.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -169,6 +177,10 @@ typedef struct {
   /* A relay socket read by serve_answers whose batch still waits for JS (datagrams it did not
    * relay), or the socket error it read (negative). */
   int defer_n;
+  /* A relay socket connected to its backend: [family, port, a0..a3]; a burst's blocks group
+   * sockets by it (plan_blocks). peer[0] is 0 until then. */
+  int32_t peer[6];
+  int blocks; /* a listener: a burst is sent in one block per backend (plan_blocks) */
 } ub_t;
 
 static ub_t *reg[REG_MAX];
@@ -377,6 +389,10 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   struct sockaddr_in6 sa;
   socklen_t len = to_sockaddr(arg_i32(env, argv[1]), arg_i32(env, argv[2]), a, &sa);
   int rc = s->closed ? EBADF : (len && connect(s->fd, (struct sockaddr *)&sa, len) == 0 ? 0 : errno);
+  if (rc == 0) {
+    s->peer[0] = arg_i32(env, argv[1]); s->peer[1] = arg_i32(env, argv[2]);
+    memcpy(s->peer + 2, a, sizeof a);
+  }
   return ret_i32(env, rc);
 }
 
@@ -489,28 +505,104 @@ static int plain_query(const uint8_t *p, int len) {
   return qe;
 }
 
-/* Forwards received query p[0, len) of listener l with its top ticket if it is plain; 1 when it
- * did (m: the slot's in-meta, address already filled). Upstream out slots are free here, as the
- * listener's are in try_relay. */
+/* The question end of received datagram p[0, len) if it is a query the addon forwards, or 0. */
+static int forwardable(const uint8_t *p, int len) {
+  if (len <= 0 || len > ARENA_SLOT) return 0;
+  int qe = plain_query(p, len);
+  return qe == 0 || qe - 12 > QINL ? 0 : qe;
+}
+
+/* Whether ticket k of listener l can be used; *u its upstream socket (NULL: a local backend's
+ * turn, socket -1; JS sends the query). Every slot is at least ARENA_SLOT bytes (start), so a
+ * forwardable query fits any upstream socket's. */
+static int ticket_ok(const ub_t *l, int k, ub_t **u) {
+  const int32_t *t = l->tickets + 1 + (size_t)k * TW;
+  int32_t qidx = t[0], qgen = t[1], si = t[2], id = t[3];
+  *u = NULL;
+  if (si == -1) return 1;
+  ub_t *v = si >= 0 && si < REG_MAX ? reg[si] : NULL;
+  if (!v || v->closed || !v->relay || !v->out_buf || id < 0 || id > 0xffff
+      || qidx < 0 || (uint32_t)qidx >= v->claim_cap || qgen < 0) return 0;
+  *u = v;
+  return 1;
+}
+
+/*
+ * A burst's block plan (see the header): the tickets its forwardable queries take, in arrival
+ * order. They are the top ones, as without a plan, so that JS books [count - k, count) the same
+ * way, but ordered by backend (the backend of the top ticket first), then by socket, then from
+ * the top down. Made before the batch is read, from the same tests try_forward makes, and
+ * nothing those tests read changes until the batch is done (no JS runs in between): each planned
+ * ticket is taken by exactly one query, and the used tickets stay the top ones.
+ */
+#define PLAN_MAX 64
+static const ub_t *plan_of = NULL;
+static int plan[PLAN_MAX], plan_n = 0, plan_pos = 0;
+static double n_blocked = 0;
+
+static int same_peer(const ub_t *a, const ub_t *b) {
+  if (a == b) return 1;
+  if (!a || !b || a->peer[0] == 0 || b->peer[0] == 0) return 0;
+  return memcmp(a->peer, b->peer, sizeof a->peer) == 0;
+}
+
+static void plan_blocks(ub_t *l, int n) {
+  plan_of = l;
+  plan_n = plan_pos = 0;
+  int32_t count = l->tickets[0];
+  if (count <= 1 || (uint32_t)count > l->tickets_cap) return;
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    int len = (l->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int)l->rmsg[i].msg_len;
+    if (forwardable(l->in_buf + (size_t)i * (size_t)l->slot_size, len)) k++;
+  }
+  if (k > count) k = count;
+  if (k > PLAN_MAX) k = PLAN_MAX;
+  /* Rank of each ticket's backend and socket by first appearance from the top; try_forward stops
+   * at the first unusable ticket, and so does the plan. */
+  ub_t *backends[PLAN_MAX], *socks[PLAN_MAX];
+  int nb = 0, ns = 0, key[PLAN_MAX], v;
+  for (v = 0; v < k; v++) {
+    ub_t *u;
+    if (!ticket_ok(l, count - 1 - v, &u)) break;
+    int b = 0, so = 0;
+    while (b < nb && !same_peer(backends[b], u)) b++;
+    if (b == nb) backends[nb++] = u;
+    while (so < ns && socks[so] != u) so++;
+    if (so == ns) socks[ns++] = u;
+    key[v] = b * PLAN_MAX + so;
+    /* Insertion by key, stable: equal keys stay top first. */
+    int j = v;
+    while (j > 0 && key[plan[j - 1]] > key[v]) { plan[j] = plan[j - 1]; j--; }
+    plan[j] = v;
+  }
+  if (nb < 2) return; /* one backend: the plan would change nothing */
+  for (int j = 0; j < v; j++) plan[j] = count - 1 - plan[j];
+  plan_n = v;
+  n_blocked++;
+}
+
+/* Forwards received query p[0, len) of listener l with its next ticket (the top one, or the
+ * plan's) if it is plain; 1 when it did (m: the slot's in-meta, address already filled).
+ * Upstream out slots are free here, as the listener's are in try_relay. */
 static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   int32_t count = l->tickets[0];
-  if (count <= 0 || (uint32_t)count > l->tickets_cap || len > ARENA_SLOT) return 0;
-  int qe = plain_query(p, len);
-  if (qe == 0 || qe - 12 > QINL) return 0;
-  int32_t *t = l->tickets + 1 + (size_t)(count - 1) * TW;
-  int32_t qidx = t[0], qgen = t[1], si = t[2], id = t[3];
-  ub_t *u = NULL;
-  if (si != -1) { /* -1: a local backend's turn; JS sends the query */
-    u = si >= 0 && si < REG_MAX ? reg[si] : NULL;
-    if (!u || u->closed || !u->relay || !u->out_buf || len > u->slot_size || id < 0 || id > 0xffff
-        || qidx < 0 || (uint32_t)qidx >= u->claim_cap || qgen < 0) return 0;
-  }
+  if (count <= 0 || (uint32_t)count > l->tickets_cap) return 0;
+  int qe = forwardable(p, len);
+  if (qe == 0) return 0;
+  int planned = plan_of == l && plan_pos < plan_n;
+  int tk = planned ? plan[plan_pos] : count - 1;
+  ub_t *u;
+  if (!ticket_ok(l, tk, &u)) return 0;
+  int32_t *t = l->tickets + 1 + (size_t)tk * TW;
+  int32_t qidx = t[0], qgen = t[1], id = t[3];
+  if (planned) plan_pos++;
   l->tickets[0] = count - 1;
   t[4] = len; t[5] = m[1]; t[6] = m[2]; t[7] = m[3]; t[8] = m[4]; t[9] = m[5]; t[10] = m[6];
   t[11] = qe; t[12] = l->index;
-  memcpy(l->arena + (size_t)(count - 1) * ARENA_SLOT, p, (size_t)len);
-  if (u == NULL) { l->ttimes[count - 1] = 0; return 2; }
-  l->ttimes[count - 1] = (double)uv_hrtime() / 1e6 - u->ring[2];
+  memcpy(l->arena + (size_t)tk * ARENA_SLOT, p, (size_t)len);
+  if (u == NULL) { l->ttimes[tk] = 0; return 2; }
+  l->ttimes[tk] = (double)uv_hrtime() / 1e6 - u->ring[2];
   int32_t *e = u->route + (size_t)((uint32_t)id & u->route_mask) * RW;
   e[R_ID] = id + 1; e[R_QIDX] = qidx; e[R_QGEN] = qgen; e[R_LIS] = l->index;
   e[R_FAM] = m[1]; e[R_PORT] = m[2];
@@ -672,6 +764,7 @@ static int is_burst(const ub_t *s, int n) { return s->fwd && s->interleave && n 
 static int take_batch(ub_t *s, int n, int *local) {
   int handled = 0, forwarded = 0, burst = is_burst(s, n);
   if (burst) burst_sockets(s, n);
+  if (burst && s->blocks) plan_blocks(s, n);
   for (int i = 0; i < n; i++) {
     int32_t *m = s->in_meta + i * META;
     m[0] = (s->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->rmsg[i].msg_len;
@@ -698,6 +791,7 @@ static int take_batch(ub_t *s, int n, int *local) {
       }
     }
   }
+  if (s->fwd) plan_of = NULL;
   return handled;
 }
 
@@ -1012,8 +1106,8 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
  * book: (max) => left, bookNow: boolean, interleave = true): query forwarding on this listener
  * (see the header). */
 static napi_value js_forward(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  ub_t *s = ub_args(env, info, 7, argv, 1);
+  napi_value argv[8];
+  ub_t *s = ub_args(env, info, 8, argv, 1);
   if (!s) return NULL;
   if (s->fwd) { napi_throw_error(env, NULL, "forwarding already on"); return NULL; }
   bool now = false;
@@ -1054,6 +1148,9 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   bool il = true;
   if (napi_get_value_bool(env, argv[6], &il) != napi_ok) il = true;
   s->interleave = il ? 1 : 0;
+  bool bl = true;
+  if (napi_get_value_bool(env, argv[7], &bl) != napi_ok) bl = true;
+  s->blocks = bl ? 1 : 0;
   s->fwd = 1;
   return NULL;
 }
@@ -1062,9 +1159,9 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
 static napi_value js_burst_stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value arr, v;
-  napi_create_array_with_length(env, 3, &arr);
-  double c[3] = { n_bursts, n_between, n_deferred };
-  for (uint32_t i = 0; i < 3; i++) { napi_create_double(env, c[i], &v); napi_set_element(env, arr, i, v); }
+  napi_create_array_with_length(env, 4, &arr);
+  double c[4] = { n_bursts, n_between, n_deferred, n_blocked };
+  for (uint32_t i = 0; i < 4; i++) { napi_create_double(env, c[i], &v); napi_set_element(env, arr, i, v); }
   return arr;
 }
 

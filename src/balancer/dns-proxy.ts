@@ -510,7 +510,7 @@ export class DnsProxy {
         sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling a query');
         if (this.fwd !== null) {
           sock.enableForward(this.fwd.tickets, this.fwd.times, this.fwd.arena, this.onBook, process.env.HADNS_FORWARD_BOOK === 'now',
-            process.env.HADNS_FORWARD_INTERLEAVE !== '0');
+            process.env.HADNS_FORWARD_INTERLEAVE !== '0', process.env.HADNS_FORWARD_BLOCKS !== '0');
           this.fwd.listeners.set(sock.index, sock);
           sock.onBatchEnd = this.onBatchEnd;
         }

@@ -32,10 +32,10 @@ interface Addon {
   close(h: Handle): void;
   idleThread(tid: number): number;
   loopIdleTime(on: boolean): number;
-  burstStats(): [number, number, number];
+  burstStats(): [number, number, number, number];
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
-  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean): void;
+  forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean, blocks?: boolean): void;
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -100,13 +100,14 @@ export function dropLoopIdleTime(): boolean {
 /**
  * Counts, for this process, of query bursts on forwarding listeners sent with the backends'
  * answers relayed in between (udp_batch.c, flush_burst): bursts, answers relayed during them,
- * and relay-socket batches that then waited for JS until the burst was out. Null without the addon.
+ * relay-socket batches that then waited for JS until the burst was out, and bursts laid out in
+ * one block per backend (plan_blocks). Null without the addon.
  */
-export function burstStats(): { bursts: number; relayedBetween: number; deferred: number } | null {
+export function burstStats(): { bursts: number; relayedBetween: number; deferred: number; blocked: number } | null {
   const a = load();
   if (!a || typeof a.burstStats !== 'function') return null;
-  const [bursts, relayedBetween, deferred] = a.burstStats();
-  return { bursts, relayedBetween, deferred };
+  const [bursts, relayedBetween, deferred, blocked] = a.burstStats();
+  return { bursts, relayedBetween, deferred, blocked };
 }
 
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */
@@ -261,12 +262,13 @@ export class BatchUdpSocket {
    * at most `max` and returns how many it left; the addon calls again after the next poll, which
    * then does not block. `book(0)` (few tickets left, a local backend's query, `bookNow`: in the
    * wake-up itself) books all. `interleave`: a burst of 8 or more queries goes out with the
-   * backends' answers relayed in between (udp_batch.c, flush_burst; burstStats() counts it).
-   * Throws where the addon predates it.
+   * backends' answers relayed in between (udp_batch.c, flush_burst; burstStats() counts it);
+   * `blocks`: such a burst goes to each backend as one block of consecutive queries, oldest
+   * block first (udp_batch.c, plan_blocks). Throws where the addon predates it.
    */
-  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow = false, interleave = true): void {
+  enableForward(tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow = false, interleave = true, blocks = true): void {
     if (typeof this.a.forward !== 'function') throw new Error('udp_batch addon without forward (npm run build:native)');
-    this.a.forward(this.h, tickets, times, arena, book, bookNow, interleave);
+    this.a.forward(this.h, tickets, times, arena, book, bookNow, interleave, blocks);
   }
 
   /** Counts datagrams the addon received and answered through the relay (never seen by onMessage). */

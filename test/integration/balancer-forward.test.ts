@@ -285,8 +285,9 @@ test('a forwarded query to a silent backend is hedged: the booking registers its
 /**
  * Two backends and a client in a worker thread, so that they run while this thread is busy:
  * the backends answer every query at once (A 192.0.2.1; backend 1 answers SERVFAIL to names
- * starting with "sf"), and on request the client sends a burst of queries while this thread
- * waits (Atomics.wait), so that the balancer finds them all at once, then collects the answers.
+ * starting with "sf") and note the order in which the queries of a burst reached them, and on
+ * request the client sends a burst of queries while this thread waits (Atomics.wait), so that
+ * the balancer finds them all at once, then collects the answers.
  */
 const BURST_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -303,22 +304,25 @@ function answer(q, rcode) {
 }
 const ports = [];
 let bound = 0;
+let order = []; // [backend, query number] as the queries of this burst came in
 for (const k of [1, 2]) {
   const s = dgram.createSocket('udp4');
   s.on('message', (m, r) => {
     const sf = m.length > 15 && m.toString('latin1', 13, 15) === 'sf';
+    if (m.length > 13) order.push([k, Number(m.toString('latin1', sf ? 15 : 14, 13 + m[12]))]);
     const a = answer(m, k === 1 && sf ? 2 : 0);
     if (a) s.send(a, r.port, r.address);
   });
   s.bind(0, '127.0.0.1', () => { ports[k - 1] = s.address().port; if (++bound === 2) parentPort.postMessage({ ports }); });
 }
-parentPort.on('message', ({ port, n }) => {
+parentPort.on('message', ({ port, n, sf = true }) => {
   const c = dgram.createSocket('udp4');
   const got = new Map();
+  order = [];
   c.bind(0, '127.0.0.1', () => {
     let sent = 0;
     for (let i = 1; i <= n; i++) {
-      const name = (i % 5 === 0 ? 'sf' : 'q') + i + '.burst.test';
+      const name = (sf && i % 5 === 0 ? 'sf' : 'q') + i + '.burst.test';
       const h = Buffer.alloc(12); h.writeUInt16BE(i, 0); h[2] = 1; h.writeUInt16BE(1, 4);
       const labels = Buffer.concat(name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])));
       c.send(Buffer.concat([h, labels, Buffer.from([0, 0, 1, 0, 1])]), port, '127.0.0.1', () => {
@@ -329,40 +333,50 @@ parentPort.on('message', ({ port, n }) => {
   c.on('message', (m) => { const id = m.readUInt16BE(0); const e = got.get(id); got.set(id, e ? [e[0], e[1] + 1] : [m[3] & 15, 1]);
     if (got.size === n) setTimeout(done, 50); });
   const t = setTimeout(done, 2000);
-  function done() { clearTimeout(t); c.close(); parentPort.postMessage({ got: [...got] }); }
+  function done() { clearTimeout(t); c.close(); parentPort.postMessage({ got: [...got], order }); }
 });
 `;
 
-test('a burst is sent with the answers that come back meanwhile relayed in between, each query answered once', async (t) => {
+type Burst = { got: Map<number, [number, number]>; order: [number, number][] };
+
+/** The burst worker, started for test t: its backends' ports, and burst() to send one. */
+async function burstRig(t: { after: (fn: () => unknown) => void }): Promise<{ ports: number[]; burst: (port: number, n: number, sf?: boolean) => Promise<Burst> }> {
   const sab = new SharedArrayBuffer(4);
   const flag = new Int32Array(sab);
   const w = new Worker(BURST_WORKER, { eval: true, workerData: { sab } });
   t.after(() => w.terminate());
   const [{ ports }] = await once(w, 'message') as [{ ports: number[] }];
-  const burst = async (port: number, n: number): Promise<Map<number, [number, number]>> => {
+  const burst = async (port: number, n: number, sf = true): Promise<Burst> => {
     Atomics.store(flag, 0, 0);
     const res = once(w, 'message');
-    w.postMessage({ port, n });
+    w.postMessage({ port, n, sf });
     // This thread (and the balancer with it) waits until the worker has sent the whole burst
     // ('not-equal': it had, before this thread got here).
     assert.notEqual(Atomics.wait(flag, 0, 0, 5000), 'timed-out', 'the worker sent the burst');
-    const [{ got }] = await res as [{ got: [number, [number, number]][] }];
-    return new Map(got);
+    const [{ got, order }] = await res as [{ got: [number, [number, number]][]; order: [number, number][] }];
+    return { got: new Map(got), order };
   };
-  const check = (got: Map<number, [number, number]>, n: number, what: string): void => {
-    assert.equal(got.size, n, `${what}: every query answered`);
-    for (const [id, [rcode, times]] of got) {
-      assert.equal(times, 1, `${what}: query ${id} answered once`);
-      assert.equal(rcode, 0, `${what}: query ${id} NOERROR (SERVFAIL from backend 1 is retried on backend 2)`);
-    }
-  };
+  return { ports, burst };
+}
+
+function checkBurst(got: Map<number, [number, number]>, n: number, what: string): void {
+  assert.equal(got.size, n, `${what}: every query answered`);
+  for (const [id, [rcode, times]] of got) {
+    assert.equal(times, 1, `${what}: query ${id} answered once`);
+    assert.equal(rcode, 0, `${what}: query ${id} NOERROR (SERVFAIL from backend 1 is retried on backend 2)`);
+  }
+}
+
+test('a burst is sent with the answers that come back meanwhile relayed in between, each query answered once', async (t) => {
+  const { ports, burst } = await burstRig(t);
+  const check = checkBurst;
   const backends = ports.map((p) => `127.0.0.1:${p}`);
   // Many sockets per backend: a burst is sent in many sendmmsg calls, with room in between.
   const { bal, port } = await start(svc(backends, { udp: { sockets_per_backend: 16 } }));
   const s0 = burstStats()!;
   let between = 0;
   for (let k = 0; k < 20 && between === 0; k++) {
-    check(await burst(port, 60), 60, `burst ${k + 1}`);
+    check((await burst(port, 60)).got, 60, `burst ${k + 1}`);
     between = burstStats()!.relayedBetween - s0.relayedBetween;
   }
   const s1 = burstStats()!;
@@ -374,6 +388,50 @@ test('a burst is sent with the answers that come back meanwhile relayed in betwe
   let off: { port: number };
   try { off = await start(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_INTERLEAVE; }
   await bal.close();
-  check(await burst(off.port, 40), 40, 'interleave off');
+  check((await burst(off.port, 40)).got, 40, 'interleave off');
   assert.deepEqual(burstStats(), s1, 'no burst sent that way with HADNS_FORWARD_INTERLEAVE=0');
+});
+
+/** The backend (1 or 2) each query number went to, and how many runs of one backend they make in
+ *  the client's order. */
+function runs(order: [number, number][], n: number): { runs: number; fifo: boolean } {
+  const to = new Array<number>(n + 1).fill(0);
+  const last = [0, 0, 0];
+  let fifo = true;
+  for (const [k, i] of order) {
+    to[i] = k;
+    if (i < last[k]!) fifo = false;
+    last[k] = i;
+  }
+  let r = 0;
+  for (let i = 1; i <= n; i++) if (i === 1 || to[i] !== to[i - 1]) r++;
+  return { runs: r, fifo };
+}
+
+test('a burst goes to each backend as one block of consecutive queries, in arrival order', async (t) => {
+  const { ports, burst } = await burstRig(t);
+  const backends = ports.map((p) => `127.0.0.1:${p}`);
+  // Four sockets per backend: a block is laid over them socket by socket, and still arrives in order.
+  const { bal, port } = await start(svc(backends, { udp: { sockets_per_backend: 4 } }));
+  const s0 = burstStats()!;
+  const on = await burst(port, 60, false);
+  checkBurst(on.got, 60, 'blocks');
+  assert.equal(on.order.length, 60, 'each query reached a backend once');
+  const r = runs(on.order, 60);
+  assert.ok(burstStats()!.blocked > s0.blocked, 'the burst was laid out in blocks');
+  // One read of 60 (64 slots, 64 tickets): two blocks, the policy's share of each backend.
+  assert.ok(r.runs <= 4, `queries 1..60 went to the backends in ${r.runs} runs`);
+  assert.ok(r.fifo, 'each backend got its queries in arrival order');
+  const per = [1, 2].map((k) => on.order.filter(([b]) => b === k).length);
+  assert.ok(per[0]! >= 25 && per[1]! >= 25, `round robin still halves the burst: ${per.join(' / ')}`);
+  // HADNS_FORWARD_BLOCKS=0: dealt alternately, as the tickets come.
+  process.env.HADNS_FORWARD_BLOCKS = '0';
+  let off: { bal: Balancer; port: number };
+  try { off = await start(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_BLOCKS; }
+  await bal.close();
+  const s1 = burstStats()!;
+  const alt = await burst(off.port, 60, false);
+  checkBurst(alt.got, 60, 'blocks off');
+  assert.equal(burstStats()!.blocked, s1.blocked, 'no burst laid out in blocks with HADNS_FORWARD_BLOCKS=0');
+  assert.ok(runs(alt.order, 60).runs >= 20, `alternately: ${runs(alt.order, 60).runs} runs`);
 });
