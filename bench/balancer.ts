@@ -32,7 +32,9 @@
  * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
  * balancer, so the p99 columns then compare how each catches up after losing its core, which
- * this VM's own stalls decide too but at random.
+ * this VM's own stalls decide too but at random. --stall-by spin takes the balancer's core instead
+ * (a real-time busy loop pinned to it, bench/stall.ts --spin; needs root): closer to what this
+ * VM's stalls are than stopping the process, whose SIGCONT wakes every thread of it.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -65,11 +67,12 @@ const o = benchArgs({
   'forwarding-off-too': { type: 'boolean', default: false },
   'book-now-too': { type: 'boolean', default: false },
   stall: { type: 'string', default: '' },
+  'stall-by': { type: 'string', default: 'stop' },
   'env-too': { type: 'string', default: '' },
   capture: { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
-       [--stall MS/EVERY] [--env-too 'NAME=VALUE,…'] [--capture DIR]`);
+       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -79,6 +82,16 @@ const ROUNDS = Number(o.rounds);
 const STALL = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(o.stall ?? '');
 if (o.stall && (!STALL || !(Number(STALL[1]) > 0 && Number(STALL[2]) > Number(STALL[1])))) {
   process.stderr.write(`--stall wants MS/EVERY with 0 < MS < EVERY (e.g. 3/50), not ${o.stall}\n`);
+  process.exit(2);
+}
+/** --stall-by: `stop` the balancer's processes (SIGSTOP) or take its core with a real-time `spin`. */
+const SPIN = o['stall-by'] === 'spin';
+if (o['stall-by'] !== 'stop' && !SPIN) {
+  process.stderr.write(`--stall-by wants stop or spin, not ${o['stall-by']}\n`);
+  process.exit(2);
+}
+if (SPIN && (process.getuid?.() !== 0 || spawnSync('which', ['chrt']).status !== 0)) {
+  process.stderr.write('--stall-by spin needs root and chrt (a real-time priority on the balancer\'s core)\n');
   process.exit(2);
 }
 /** --env-too NAME=VALUE,…: one more hadns (no cache) in the same rounds, with that environment. */
@@ -186,24 +199,42 @@ async function stop(p: ChildProcess): Promise<void> {
 process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
 
 /**
- * Starts bench/stall.ts on the client core against a balancer's process tree (nginx: master and
- * worker) for one round; resolves when it has exited, every process continued (SIGCONT again
- * here, in case the injector died between its signals).
+ * Starts bench/stall.ts for one round; resolves once it runs, with `done`, which resolves when
+ * it has exited. `stop`: on the client core against a balancer's process tree (nginx: master and
+ * worker), every process continued again here (SIGCONT, in case the injector died between its
+ * signals). `spin`: pinned to the balancer's core, started at the normal priority and raised to a
+ * real-time one once Node is up (its start-up must not take the balancer's core that way).
  */
-function injectStalls(balancer: number): Promise<void> {
-  const pids = [...processTree(balancer).keys()];
+async function injectStalls(balancer: number): Promise<{ done: Promise<void> }> {
   const script = join(root, isTs ? 'bench/stall.ts' : 'dist/bench/stall.js');
+  const node = [process.execPath, ...(isTs ? ['--import', 'tsx'] : []), script];
+  if (SPIN) {
+    const p = spawn('taskset', ['-c', SCPU, ...node, '--spin', STALL![1]!, STALL![2]!, String(DURATION)], { stdio: ['pipe', 'pipe', 'ignore'] });
+    children.push(p);
+    const done = once(p, 'exit').then(() => undefined);
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      p.stdout!.on('data', (d) => { out += d; if (out.includes('ready\n')) resolve(); });
+      p.once('exit', () => reject(new Error('the spinner exited before it was ready')));
+    });
+    const rt = spawnSync('chrt', ['-f', '-p', '50', String(p.pid)], { encoding: 'utf8' });
+    if (rt.status !== 0) { p.kill('SIGKILL'); throw new Error(`chrt on the spinner: ${rt.stderr.trim()}`); }
+    p.stdin!.end('go\n');
+    return { done };
+  }
+  const pids = [...processTree(balancer).keys()];
   // As root, at a real-time priority: the SIGCONT must not wait for dnsperf or the backends,
   // which share the client core, or a stall grows past its length (seen: p99 rounds of 12–43 ms).
-  const cmd = ['taskset', '-c', CCPU, process.execPath, ...(isTs ? ['--import', 'tsx'] : []), script,
-    STALL![1]!, STALL![2]!, String(DURATION), ...pids.map(String)];
+  const cmd = ['taskset', '-c', CCPU, ...node, STALL![1]!, STALL![2]!, String(DURATION), ...pids.map(String)];
   const rt = process.getuid?.() === 0 && spawnSync('which', ['chrt']).status === 0;
   const p = spawn(rt ? 'chrt' : cmd[0]!, rt ? ['-f', '50', ...cmd] : cmd.slice(1), { stdio: 'ignore' });
   children.push(p);
-  return new Promise((resolve) => p.once('exit', () => {
-    for (const pid of pids) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
-    resolve();
-  }));
+  return {
+    done: new Promise((resolve) => p.once('exit', () => {
+      for (const pid of pids) try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ }
+      resolve();
+    })),
+  };
 }
 
 /**
@@ -341,9 +372,9 @@ async function main(): Promise<void> {
         const t0 = treeTicks(x.p.pid!);
         const pcap = o.capture && r === 0 ? join(o.capture, `${x.name.replace(/[^\w.-]+/g, '_')}.pcap`) : '';
         const cap = pcap ? await startCapture(pcap, [x.port, ...bports]) : null;
-        const stalls = STALL ? injectStalls(x.p.pid!) : null;
+        const stalls = STALL ? await injectStalls(x.p.pid!) : null;
         const run = dnsperf(x.port, qfile, ['-Q', String(RATE)], true);
-        if (stalls) await stalls;
+        if (stalls) await stalls.done;
         if (cap) {
           const exited = once(cap, 'exit');
           cap.kill('SIGINT');
@@ -385,7 +416,7 @@ async function main(): Promise<void> {
       const k = q.filter((v) => v <= 1).length;
       return `${med.toFixed(2)}× (${k}/${q.length} ≤ 1, sign test p ${signTest(k, q.length).toFixed(3)})`;
     };
-    const at = `@${RATE} q/s${STALL ? `, stopped ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
+    const at = `@${RATE} q/s${STALL ? `, ${SPIN ? "core taken" : "stopped"} ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
     console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
