@@ -38,10 +38,9 @@ function finish(code: number): void {
   process.exit(code);
 }
 if (spin) {
-  // No signal handlers here: the loop below never yields, and nothing is stopped that a
-  // signal's default action (exit) would leave so.
-  // Nothing but the schedule between "go" and the end: the gaps are futex waits too, so a spin
-  // starts within ~0.1 ms of its time and the loop never yields during one.
+  // From "go" to the end nothing but the schedule runs: the gaps are futex waits too, so a spin
+  // starts within ~0.1 ms of its time. No signal handlers: the loop never yields to run them,
+  // and nothing is stopped that a signal's default action (exit) would leave so.
   process.stdout.write('ready\n');
   let started = false;
   process.stdin.once('end', () => {

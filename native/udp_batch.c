@@ -31,9 +31,10 @@
  *   loopIdleTime(on) -> the previous setting (0|1), or -1: left alone (see js_loop_idle_time)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
- *   forward(handle, tickets, times, arena, book, bookNow, interleave = true)   query forwarding on a
- *     listener, below; book(max) -> how many used tickets JS left unbooked
- *   burstStats() -> [bursts, answers relayed during them, relay batches left to JS meanwhile]
+ *   forward(handle, tickets, times, arena, book, bookNow, interleave = true, blocks = true)
+ *     query forwarding on a listener, below; book(max) -> how many used tickets JS left unbooked
+ *   burstStats() -> [bursts, answers relayed during them, relay batches left to JS meanwhile,
+ *     bursts laid out in blocks]
  *
  * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
  * largest share of the balancer's user-space CPU per query (1-3.7 µs of ~42 at 10k q/s). So for
@@ -531,9 +532,10 @@ static int ticket_ok(const ub_t *l, int k, ub_t **u) {
  * A burst's block plan (see the header): the tickets its forwardable queries take, in arrival
  * order. They are the top ones, as without a plan, so that JS books [count - k, count) the same
  * way, but ordered by backend (the backend of the top ticket first), then by socket, then from
- * the top down. Made before the batch is read, from the same tests try_forward makes, and
- * nothing those tests read changes until the batch is done (no JS runs in between): each planned
- * ticket is taken by exactly one query, and the used tickets stay the top ones.
+ * the top down. Made before the batch's datagrams are handled, from the same tests try_forward
+ * makes (so a burst's queries are parsed twice), and nothing those tests read changes until the
+ * batch is done (no JS runs in between): each planned ticket is taken by exactly one query, and
+ * the used tickets stay the top ones.
  */
 #define PLAN_MAX 64
 static const ub_t *plan_of = NULL;
@@ -1103,7 +1105,7 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
 }
 
 /* forward(handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array,
- * book: (max) => left, bookNow: boolean, interleave = true): query forwarding on this listener
+ * book: (max) => left, bookNow: boolean, interleave = true, blocks = true): query forwarding on this listener
  * (see the header). */
 static napi_value js_forward(napi_env env, napi_callback_info info) {
   napi_value argv[8];
