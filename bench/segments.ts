@@ -87,7 +87,13 @@ export interface StallReport {
   inversions: number;
   /** Median over stalls of the backends' pace on that backlog: µs between its first and last backend answer per answer. */
   backendPaceUs: number;
+  /** For the k-th oldest query that arrived during a stall (k = 1..OLDEST), the median over stalls of
+   *  when its answer went out, µs after the stall's end: the p99 is made of these. */
+  oldestOutUs: number[];
 }
+
+/** How many of each stall's oldest arrivals `oldestOutUs` follows. */
+const OLDEST = 4;
 
 export interface Report {
   answered: number;
@@ -118,6 +124,7 @@ export function analyze(pk: Pkt[], front: number, gapMs = 2.5): Report {
   for (let i = 1; i < outs.length; i++) if (outs[i]! - outs[i - 1]! > gapMs / 1e3) stalls.push([outs[i - 1]!, outs[i]!]);
   const byArrival = [...done].sort((a, b) => a.t0 - b.t0);
   const waiting: number[] = [], worst: number[] = [], gaps: number[] = [], pace: number[] = [];
+  const oldest: number[][] = Array.from({ length: OLDEST }, () => []);
   let pairs = 0, inverted = 0, j = 0;
   for (const [s, e] of stalls) {
     while (j < byArrival.length && byArrival[j]!.t0 < s) j++;
@@ -126,6 +133,7 @@ export function analyze(pk: Pkt[], front: number, gapMs = 2.5): Report {
     if (arrived.length < 2) continue;
     gaps.push((e - s) * 1e3);
     worst.push(Math.max(...arrived.map((r) => r.t3 - r.t0)) * 1e3);
+    for (let k = 0; k < OLDEST && k < arrived.length; k++) oldest[k]!.push((arrived[k]!.t3 - e) * 1e6);
     const held = done.filter((r) => r.t0 < s && r.t2 >= s && r.t2 <= e);
     if (held.length) waiting.push((Math.max(...held.map((r) => r.t3)) - e) * 1e3);
     const t2s = arrived.map((r) => r.t2);
@@ -139,7 +147,8 @@ export function analyze(pk: Pkt[], front: number, gapMs = 2.5): Report {
     complete: done.length,
     pct: { total: seg((r) => r.t3 - r.t0), ingress: seg((r) => r.t1 - r.t0), backend: seg((r) => r.t2 - r.t1), egress: seg((r) => r.t3 - r.t2) },
     slowest: { ingress: mean((r) => r.t1 - r.t0), backend: mean((r) => r.t2 - r.t1), egress: mean((r) => r.t3 - r.t2) },
-    stall: { stalls: gaps.length, waitingOutMs: median(waiting), worstArrivedMs: median(worst), gapMs: median(gaps), inversions: pairs ? inverted / pairs : NaN, backendPaceUs: median(pace) },
+    stall: { stalls: gaps.length, waitingOutMs: median(waiting), worstArrivedMs: median(worst), gapMs: median(gaps), inversions: pairs ? inverted / pairs : NaN, backendPaceUs: median(pace),
+      oldestOutUs: oldest.filter((a) => a.length).map(median) },
   };
 }
 
@@ -154,7 +163,8 @@ export function formatReport(r: Report): string {
     s.stalls === 0 ? '  no output gaps (stalls)'
       : `  ${s.stalls} stalls (median gap ${f(s.gapMs)} ms): answers that waited in the balancer out ${f(s.waitingOutMs)} ms after it; `
         + `worst query that arrived in one ${f(s.worstArrivedMs)} ms; backends answered that backlog at ${s.backendPaceUs.toFixed(0)} µs per answer, `
-        + `out of order in ${(100 * s.inversions).toFixed(0)}% of pairs`,
+        + `out of order in ${(100 * s.inversions).toFixed(0)}% of pairs; its ${s.oldestOutUs.length} oldest answered `
+        + `${s.oldestOutUs.map((v) => v.toFixed(0)).join(' / ')} µs after it`,
   ].join('\n');
 }
 

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyze, readPcap, traces } from '../../bench/segments.js';
+import { analyze, formatReport, readPcap, traces } from '../../bench/segments.js';
 
 const FRONT = 5300, BACKEND = 5301, CLIENT = 40000, UP = 41000;
 
@@ -88,6 +88,10 @@ test('a gap in the output is a stall: held answers, the worst arrival and backen
   assert.ok(Math.abs(s.worstArrivedMs - 8.08) < 0.002, `worst arrival: b.test, 1.002 → 1.01008: ${s.worstArrivedMs}`);
   assert.equal(s.inversions, 1, 'the one pair was answered in the other order');
   assert.ok(Math.abs(s.backendPaceUs - 10) < 1, `backend answers at 1.01005 and 1.01006: ${s.backendPaceUs}`);
+  // The oldest arrival (b, 1.002) was answered 80 µs after the stall's end, the next (c) 70.
+  assert.equal(s.oldestOutUs.length, 2);
+  assert.ok(Math.abs(s.oldestOutUs[0]! - 80) < 2 && Math.abs(s.oldestOutUs[1]! - 70) < 2, `${s.oldestOutUs}`);
+  assert.match(formatReport(analyze(readPcap(pcap(run)), FRONT)), /its 2 oldest answered 80 \/ 70 µs after it/);
   // With a longer gap threshold there is no stall.
   assert.equal(analyze(readPcap(pcap(run)), FRONT, 20).stall.stalls, 0);
 });
