@@ -35,6 +35,8 @@
  * this VM's own stalls decide too but at random. --stall-by spin takes the balancer's core instead
  * (a real-time busy loop pinned to it, bench/stall.ts --spin; needs root): closer to what this
  * VM's stalls are than stopping the process, whose SIGCONT wakes every thread of it.
+ * --backend-cpus A,B pins the two dnsmasq backends to those CPUs (default: both on the client's);
+ * 1,0 is the article's node: one resolver on the balancer's own core.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -60,6 +62,7 @@ const o = benchArgs({
   rate: { type: 'string', default: '10000' },
   'server-cpu': { type: 'string', default: '1' },
   'client-cpu': { type: 'string', default: '0' },
+  'backend-cpus': { type: 'string', default: '' },
   only: { type: 'string', default: '' },
   rounds: { type: 'string', default: '5' },
   'cpu-quota': { type: 'string', default: '0' },
@@ -72,11 +75,17 @@ const o = benchArgs({
   capture: { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
-       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR]`);
+       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
 const CCPU = o['client-cpu']!;
+/** --backend-cpus A,B: the CPU of each dnsmasq backend (default: both on the client's). */
+const BCPUS = o['backend-cpus'] ? o['backend-cpus'].split(',') : [CCPU, CCPU];
+if (BCPUS.length !== 2 || !BCPUS.every((c) => /^\d+$/.test(c))) {
+  process.stderr.write(`--backend-cpus wants two CPU numbers, A,B (e.g. 1,0), not ${o['backend-cpus']}\n`);
+  process.exit(2);
+}
 const ROUNDS = Number(o.rounds);
 /** --stall MS/EVERY: in the fixed-rate rounds, the balancer is stopped MS ms every EVERY ms (bench/stall.ts). */
 const STALL = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(o.stall ?? '');
@@ -297,12 +306,12 @@ async function main(): Promise<void> {
     writeFileSync(qfile, Array.from({ length: 10_000 }, (_, i) => `n${i}.bench.test A`).join('\n') + '\n');
     // two dnsmasq backends on the client core
     const bports = [await freePort(), await freePort()];
-    const backends = bports.map((p) => run(CCPU, '/usr/sbin/dnsmasq', [
+    const backends = bports.map((p, i) => run(BCPUS[i]!, '/usr/sbin/dnsmasq', [
       '-k', '--conf-file=/dev/null', `--port=${p}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
       '--address=/bench.test/192.0.2.1', '--local-ttl=300', '--pid-file=', '--log-facility=/dev/null', '--user=root', '--dns-forward-max=10000',
     ]));
     for (const [i, b] of backends.entries()) await waitAnswering(bports[i], 'dnsmasq', b);
-    log(`backends: dnsmasq on ${bports.join(', ')} (cpu ${CCPU}); balancers on cpu ${SCPU}; dnsperf on cpu ${CCPU}`);
+    log(`backends: dnsmasq on ${bports.join(', ')} (cpu ${BCPUS.join(', ')}); balancers on cpu ${SCPU}; dnsperf on cpu ${CCPU}`);
 
     const targets: { name: string; start: () => Promise<{ p: ChildProcess; port: number }> }[] = [];
     if (existsSync(NGINX) && existsSync(STREAM_MODULE)) {
