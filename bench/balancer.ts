@@ -4,7 +4,7 @@
  * to nginx. Not a test.
  *
  * - backends: two dnsmasq answering *.bench.test locally (--address), pinned with dnsperf to
- *   the client core;
+ *   the client core (or where --backend-cpus puts them);
  * - every balancer is pinned to the server core (taskset), nginx with the
  *   article's stream config (ports adapted, worker_processes 1: one core each);
  * - max throughput: dnsperf, 10k distinct names, -q outstanding, -l seconds;
@@ -221,11 +221,7 @@ async function injectStalls(balancer: number): Promise<{ done: Promise<void> }> 
     const p = spawn('taskset', ['-c', SCPU, ...node, '--spin', STALL![1]!, STALL![2]!, String(DURATION)], { stdio: ['pipe', 'pipe', 'ignore'] });
     children.push(p);
     const done = once(p, 'exit').then(() => undefined);
-    let out = '';
-    await new Promise<void>((resolve, reject) => {
-      p.stdout!.on('data', (d) => { out += d; if (out.includes('ready\n')) resolve(); });
-      p.once('exit', () => reject(new Error('the spinner exited before it was ready')));
-    });
+    await waitForOutput(p, p.stdout!, /^ready$/m, 'the spinner');
     const rt = spawnSync('chrt', ['-f', '-p', '50', String(p.pid)], { encoding: 'utf8' });
     if (rt.status !== 0) { p.kill('SIGKILL'); throw new Error(`chrt on the spinner: ${rt.stderr.trim()}`); }
     p.stdin!.end('go\n');
@@ -246,6 +242,15 @@ async function injectStalls(balancer: number): Promise<{ done: Promise<void> }> 
   };
 }
 
+/** Resolves once `stream` of child `p` has printed something matching `re`; rejects if `p` exits first. */
+function waitForOutput(p: ChildProcess, stream: NodeJS.ReadableStream, re: RegExp, what: string): Promise<void> {
+  let out = '';
+  return new Promise<void>((resolve, reject) => {
+    stream.on('data', (d) => { out += d; if (re.test(out)) resolve(); });
+    p.once('exit', (code) => reject(new Error(`${what} exited (${code}) before it was ready: ${out.trim()}`)));
+  });
+}
+
 /**
  * --capture: tcpdump on lo (client core) for the balancer's port and the backends' ports, into
  * `file`; resolves once it is listening. Stopped by PID (SIGINT, so it flushes).
@@ -254,11 +259,7 @@ async function startCapture(file: string, ports: number[]): Promise<ChildProcess
   const filter = `udp and (${ports.map((p) => `port ${p}`).join(' or ')})`;
   const p = spawn('taskset', ['-c', CCPU, 'tcpdump', '-i', 'lo', '-n', '-B', '32768', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(p);
-  let err = '';
-  await new Promise<void>((resolve, reject) => {
-    p.stderr!.on('data', (d) => { err += d; if (/listening on/.test(err)) resolve(); });
-    p.once('exit', (code) => reject(new Error(`tcpdump exited (${code}): ${err.trim()}`)));
-  });
+  await waitForOutput(p, p.stderr!, /listening on/, 'tcpdump');
   return p;
 }
 
@@ -304,7 +305,7 @@ async function main(): Promise<void> {
   try {
     const qfile = join(dir, 'queries.txt');
     writeFileSync(qfile, Array.from({ length: 10_000 }, (_, i) => `n${i}.bench.test A`).join('\n') + '\n');
-    // two dnsmasq backends on the client core
+    // two dnsmasq backends, on the client core unless --backend-cpus says otherwise
     const bports = [await freePort(), await freePort()];
     const backends = bports.map((p, i) => run(BCPUS[i]!, '/usr/sbin/dnsmasq', [
       '-k', '--conf-file=/dev/null', `--port=${p}`, '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
@@ -425,7 +426,7 @@ async function main(): Promise<void> {
       const k = q.filter((v) => v <= 1).length;
       return `${med.toFixed(2)}× (${k}/${q.length} ≤ 1, sign test p ${signTest(k, q.length).toFixed(3)})`;
     };
-    const at = `@${RATE} q/s${STALL ? `, ${SPIN ? "core taken" : "stopped"} ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
+    const at = `@${RATE} q/s${STALL ? `, ${SPIN ? 'core taken' : 'stopped'} ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
     console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |`);
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {

@@ -539,6 +539,11 @@ static int ticket_ok(const ub_t *l, int k, ub_t **u) {
  */
 #define PLAN_MAX 64
 static const ub_t *plan_of = NULL;
+/* The relay sockets a burst goes out on, from its tickets (burst_sockets): where the answers to
+ * it come back, and, as the policy rotates over them, those held during a stall. */
+#define BSET_MAX 64
+static ub_t *bset[BSET_MAX];
+static int nbset = 0;
 static int plan[PLAN_MAX], plan_n = 0, plan_pos = 0;
 static double n_blocked = 0;
 
@@ -560,19 +565,19 @@ static void plan_blocks(ub_t *l, int n) {
   }
   if (k > count) k = count;
   if (k > PLAN_MAX) k = PLAN_MAX;
-  /* Rank of each ticket's backend and socket by first appearance from the top; try_forward stops
-   * at the first unusable ticket, and so does the plan. */
-  ub_t *backends[PLAN_MAX], *socks[PLAN_MAX];
-  int nb = 0, ns = 0, key[PLAN_MAX], v;
+  /* Rank of each ticket's backend by first appearance from the top, and of its socket by its
+   * place in bset (burst_sockets: the same top tickets' sockets in that order; a local turn,
+   * NULL, after them); try_forward stops at the first unusable ticket, and so does the plan. */
+  const ub_t *backends[PLAN_MAX];
+  int nb = 0, key[PLAN_MAX], v;
   for (v = 0; v < k; v++) {
     ub_t *u;
     if (!ticket_ok(l, count - 1 - v, &u)) break;
     int b = 0, so = 0;
     while (b < nb && !same_peer(backends[b], u)) b++;
     if (b == nb) backends[nb++] = u;
-    while (so < ns && socks[so] != u) so++;
-    if (so == ns) socks[ns++] = u;
-    key[v] = b * PLAN_MAX + so;
+    while (so < nbset && bset[so] != u) so++;
+    key[v] = b * (BSET_MAX + 1) + so;
     /* Insertion by key, stable: equal keys stay top first. */
     int j = v;
     while (j > 0 && key[plan[j - 1]] > key[v]) { plan[j] = plan[j - 1]; j--; }
@@ -796,12 +801,6 @@ static int take_batch(ub_t *s, int n, int *local) {
   if (s->fwd) plan_of = NULL;
   return handled;
 }
-
-/* The relay sockets a burst goes out on, from its tickets: where the answers to it come back,
- * and, as the policy rotates over them, those held during a stall. */
-#define BSET_MAX 64
-static ub_t *bset[BSET_MAX];
-static int nbset = 0;
 
 static void burst_sockets(ub_t *l, int n) {
   nbset = 0;
@@ -1104,8 +1103,8 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* forward(handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array,
- * book: (max) => left, bookNow: boolean, interleave = true, blocks = true): query forwarding on this listener
+/* forward(handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max) =>
+ * left, bookNow: boolean, interleave = true, blocks = true): query forwarding on this listener
  * (see the header). */
 static napi_value js_forward(napi_env env, napi_callback_info info) {
   napi_value argv[8];
@@ -1157,7 +1156,8 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* burstStats() -> [bursts, answers relayed between a burst's sends, relay batches left to JS] */
+/* burstStats() -> [bursts, answers relayed between a burst's sends, relay batches left to JS,
+ * bursts laid out in blocks] */
 static napi_value js_burst_stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value arr, v;
