@@ -369,14 +369,13 @@ function checkBurst(got: Map<number, [number, number]>, n: number, what: string)
 
 test('a burst is sent with the answers that come back meanwhile relayed in between, each query answered once', async (t) => {
   const { ports, burst } = await burstRig(t);
-  const check = checkBurst;
   const backends = ports.map((p) => `127.0.0.1:${p}`);
   // Many sockets per backend: a burst is sent in many sendmmsg calls, with room in between.
   const { bal, port } = await start(svc(backends, { udp: { sockets_per_backend: 16 } }));
   const s0 = burstStats()!;
   let between = 0;
   for (let k = 0; k < 20 && between === 0; k++) {
-    check((await burst(port, 60)).got, 60, `burst ${k + 1}`);
+    checkBurst((await burst(port, 60)).got, 60, `burst ${k + 1}`);
     between = burstStats()!.relayedBetween - s0.relayedBetween;
   }
   const s1 = burstStats()!;
@@ -388,7 +387,7 @@ test('a burst is sent with the answers that come back meanwhile relayed in betwe
   let off: { port: number };
   try { off = await start(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_INTERLEAVE; }
   await bal.close();
-  check((await burst(off.port, 40)).got, 40, 'interleave off');
+  checkBurst((await burst(off.port, 40)).got, 40, 'interleave off');
   assert.deepEqual(burstStats(), s1, 'no burst sent that way with HADNS_FORWARD_INTERLEAVE=0');
 });
 
