@@ -37,6 +37,10 @@
  * VM's stalls are than stopping the process, whose SIGCONT wakes every thread of it.
  * --backend-cpus A,B pins the two dnsmasq backends to those CPUs (default: both on the client's);
  * 1,0 is the article's node: one resolver on the balancer's own core.
+ * --ref-forwarder adds bench/ref-forwarder.c, a minimal batched forwarder in C (ID swap only: no
+ * checks, retries or health), as the floor of what hadns's design costs without Node and JS;
+ * --ref-work NS adds it twice more, spending NS ns of CPU per query inline after each batch (where
+ * hadns's JS books today) and in a second thread (where a native fast path would leave it).
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -73,9 +77,12 @@ const o = benchArgs({
   'stall-by': { type: 'string', default: 'stop' },
   'env-too': { type: 'string', default: '' },
   capture: { type: 'string', default: '' },
+  'ref-forwarder': { type: 'boolean', default: false },
+  'ref-work': { type: 'string', default: '0' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
-       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]`);
+       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
+       [--ref-forwarder [--ref-work NS]]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -109,6 +116,11 @@ for (const kv of (o['env-too'] ?? '').split(',').filter(Boolean)) {
   const m = /^(HADNS_[A-Z_]+)=(.*)$/.exec(kv.trim());
   if (!m) { process.stderr.write(`--env-too wants HADNS_NAME=VALUE,… not ${kv}\n`); process.exit(2); }
   ENV_TOO[m[1]!] = m[2]!;
+}
+/** --ref-work NS: with --ref-forwarder, two more variants spending NS ns per query inline / in a thread. */
+if (!/^\d+$/.test(o['ref-work'] ?? '') || (Number(o['ref-work']) > 0 && !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-work wants a whole number of ns, with --ref-forwarder, not ${o['ref-work']}\n`);
+  process.exit(2);
 }
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -180,6 +192,14 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const DNSDIST = '/usr/bin/dnsdist';
 
 
+
+/** Compiles bench/ref-forwarder.c into dir (cc, as the native addon needs anyway); the binary's path. */
+function buildRefForwarder(dir: string): string {
+  const src = join(root, 'bench/ref-forwarder.c'), bin = join(dir, 'ref-forwarder');
+  const r = spawnSync('cc', ['-O2', '-Wall', '-pthread', '-o', bin, src], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot build ${src}: ${r.error?.message ?? r.stderr}`);
+  return bin;
+}
 
 async function waitAnswering(port: number, what: string, p: ChildProcess): Promise<void> {
   const t0 = Date.now();
@@ -358,6 +378,23 @@ async function main(): Promise<void> {
       } });
     } else log('dnsdist not installed: skipped');
 
+    if (o['ref-forwarder']) {
+      const bin = buildRefForwarder(dir);
+      const variants: [string, string[]][] = [['C reference forwarder', []]];
+      const ns = Number(o['ref-work']);
+      if (ns > 0) {
+        variants.push([`C reference forwarder, ${ns} ns/query inline`, ['--work-ns', String(ns), '--work-in', 'inline']]);
+        variants.push([`C reference forwarder, ${ns} ns/query in a thread`, ['--work-ns', String(ns), '--work-in', 'thread']]);
+      }
+      for (const [name, args] of variants) {
+        targets.push({ name, start: async () => {
+          const port = await freePort();
+          const p = run(SCPU, bin, [...args, String(port), ...bports.map(String)]);
+          await waitAnswering(port, 'ref-forwarder', p);
+          return { p, port };
+        } });
+      }
+    }
     // All balancers run side by side (each idle while another is measured) and the rounds
     // interleave: nginx, hadns, hadns + cache, dnsdist, then again. This VM's background noise
     // comes and goes over tens of seconds; back-to-back blocks per balancer turned it into a bias.
