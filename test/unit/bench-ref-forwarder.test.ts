@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/util/net.js';
+import { killChild as kill } from '../helpers/child.js';
 
 const src = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../bench/ref-forwarder.c' : '../../../bench/ref-forwarder.c', import.meta.url));
 
@@ -59,12 +60,6 @@ async function start(bin: string, args: string[]): Promise<ChildProcess> {
     if (ended === 'exit') throw new Error(`ref-forwarder exited (${p.exitCode})`);
   }
   return p;
-}
-async function kill(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const done = once(p, 'exit');
-  p.kill('SIGKILL');
-  await done;
 }
 
 async function client(): Promise<{ sock: dgram.Socket; next: () => Promise<Buffer> }> {

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { killChild as kill } from '../helpers/child.js';
 
 const isTs = import.meta.url.endsWith('.ts');
 const script = fileURLToPath(new URL(isTs ? '../../bench/stall.ts' : '../../bench/stall.js', import.meta.url));
@@ -24,12 +25,6 @@ async function target(): Promise<ChildProcess> {
   const p = spawn('sleep', ['60'], { stdio: 'ignore' });
   await once(p, 'spawn');
   return p;
-}
-async function kill(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const done = once(p, 'exit');
-  p.kill('SIGKILL');
-  await done;
 }
 
 test('the injector stops its target again and again, and leaves it running when done', async (t) => {
