@@ -29,6 +29,8 @@
  * socket.
  * --env-too 'HADNS_A=1,HADNS_B=x' likewise adds a hadns with that environment (e.g. libuv's
  * double poll kept and bookings made whole: HADNS_LOOP_IDLE_TIME=1,HADNS_FORWARD_BOOK=whole).
+ * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise adds a hadns whose Node runs with those flags
+ * (V8's heap and GC settings; see README #3 on scavenges beside a co-located backend).
  * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
  * balancer, so the p99 columns then compare how each catches up after losing its core, which
@@ -40,7 +42,8 @@
  * --ref-forwarder adds bench/ref-forwarder.c, a minimal batched forwarder in C (ID swap only: no
  * checks, retries or health), as the floor of what hadns's design costs without Node and JS;
  * --ref-work NS adds it twice more, spending NS ns of CPU per query inline after each batch (where
- * hadns's JS books today) and in a second thread (where a native fast path would leave it).
+ * hadns's JS books today) and in a second thread (where a native fast path would leave it);
+ * --ref-sockets N adds it with N sockets per backend, the next one per batch, as hadns does.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -79,10 +82,12 @@ const o = benchArgs({
   capture: { type: 'string', default: '' },
   'ref-forwarder': { type: 'boolean', default: false },
   'ref-work': { type: 'string', default: '0' },
+  'ref-sockets': { type: 'string', default: '1' },
+  'node-flags-too': { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS]]`);
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N]] [--node-flags-too='--flag …']`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -121,6 +126,16 @@ for (const kv of (o['env-too'] ?? '').split(',').filter(Boolean)) {
 if (!/^\d+$/.test(o['ref-work'] ?? '') || (Number(o['ref-work']) > 0 && !o['ref-forwarder'])) {
   process.stderr.write(`--ref-work wants a whole number of ns, with --ref-forwarder, not ${o['ref-work']}\n`);
   process.exit(2);
+}
+/** --ref-sockets N: with --ref-forwarder, one more variant with N sockets per backend (as hadns has 4). */
+if (!/^[1-4]$/.test(o['ref-sockets'] ?? '') || (Number(o['ref-sockets']) > 1 && !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-sockets wants 1 to 4, with --ref-forwarder, not ${o['ref-sockets']}\n`);
+  process.exit(2);
+}
+/** --node-flags-too '--a --b=1': one more hadns (no cache) in the same rounds, Node started with those flags. */
+const NODE_FLAGS_TOO = (o['node-flags-too'] ?? '').split(/\s+/).filter(Boolean);
+for (const f of NODE_FLAGS_TOO) {
+  if (!/^--[a-z0-9-]+(=[\w.-]+)?$/.test(f)) { process.stderr.write(`--node-flags-too wants Node/V8 flags like --max-semi-space-size=32, not ${f}\n`); process.exit(2); }
 }
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -347,7 +362,7 @@ async function main(): Promise<void> {
         return { p, port };
       } });
     } else log('nginx with the stream module not installed: skipped (apt-get install -y nginx-light libnginx-mod-stream)');
-    const hadns = (cache: boolean, relay = true, extra: NodeJS.ProcessEnv = {}) => async () => {
+    const hadns = (cache: boolean, relay = true, extra: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []) => async () => {
       const port = await freePort();
       const cfg = join(dir, `hadns-${cache}-${relay}.json`);
       writeFileSync(cfg, JSON.stringify({ services: [{
@@ -355,7 +370,7 @@ async function main(): Promise<void> {
         pool: { backends: bports.map((b) => ({ address: `127.0.0.1:${b}` })) },
         health_check: { name: 'n1.bench.test' }, cache: { enabled: cache, size: 20_000 },
       }] }));
-      const p = run(SCPU, process.execPath, [join(root, 'dist/bench/balancer-server.js'), cfg],
+      const p = run(SCPU, process.execPath, [...nodeFlags, join(root, 'dist/bench/balancer-server.js'), cfg],
         relay ? { ...process.env, ...extra } : { ...process.env, ...extra, HADNS_REPLY_RELAY: '0' });
       await waitAnswering(port, 'hadns', p);
       return { p, port };
@@ -365,6 +380,7 @@ async function main(): Promise<void> {
     if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     if (o['env-too']) targets.push({ name: `hadns DNS mode, ${o['env-too']}`, start: hadns(false, true, ENV_TOO) });
+    if (NODE_FLAGS_TOO.length > 0) targets.push({ name: `hadns DNS mode, node ${NODE_FLAGS_TOO.join(' ')}`, start: hadns(false, true, {}, NODE_FLAGS_TOO) });
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {
       targets.push({ name: 'dnsdist (no cache)', start: async () => {
@@ -381,7 +397,8 @@ async function main(): Promise<void> {
     if (o['ref-forwarder']) {
       const bin = buildRefForwarder(dir);
       const variants: [string, string[]][] = [['C reference forwarder', []]];
-      const ns = Number(o['ref-work']);
+      const ns = Number(o['ref-work']), per = Number(o['ref-sockets']);
+      if (per > 1) variants.push([`C reference forwarder, ${per} sockets per backend`, ['--sockets', String(per)]]);
       if (ns > 0) {
         variants.push([`C reference forwarder, ${ns} ns/query inline`, ['--work-ns', String(ns), '--work-in', 'inline']]);
         variants.push([`C reference forwarder, ${ns} ns/query in a thread`, ['--work-ns', String(ns), '--work-in', 'thread']]);

@@ -9,12 +9,15 @@
  * question #3 left open is whether the p99 gap to nginx is the batching design or the runtime
  * around it.
  *
+ * --sockets N opens N connected sockets per backend (hadns's sockets_per_backend, default 4 there)
+ * and, as hadns does, takes the next one for each received batch.
+ *
  * --work-ns N spends N ns of CPU per forwarded query (a busy loop), standing in for a
  * balancer's bookkeeping: --work-in inline does it in the loop after the batch is sent (where
  * hadns's JS books today), --work-in thread in a second thread woken through an eventfd (where a
  * native fast path would leave it).
  *
- * Usage: ref-forwarder [--batch 64] [--work-ns 0] [--work-in inline|thread] PORT BACKEND_PORT...
+ * Usage: ref-forwarder [--batch 64] [--sockets 1] [--work-ns 0] [--work-in inline|thread] PORT BACKEND_PORT...
  * (127.0.0.1 only; prints "ready" once bound.)
  */
 #define _GNU_SOURCE
@@ -33,6 +36,7 @@
 
 #define MAXB 64
 #define MAXBACK 8
+#define MAXSOCK 4
 #define SLOT 1500
 #define LISTENER 0xffff
 
@@ -89,9 +93,9 @@ static int port_arg(const char *s) {
   return (int)p;
 }
 
-static uint8_t in[MAXB][SLOT], out[MAXBACK][MAXB][SLOT];
-static struct mmsghdr rmsg[MAXB], smsg[MAXBACK][MAXB];
-static struct iovec riov[MAXB], siov[MAXBACK][MAXB];
+static uint8_t in[MAXB][SLOT], out[MAXBACK * MAXSOCK][MAXB][SLOT];
+static struct mmsghdr rmsg[MAXB], smsg[MAXBACK * MAXSOCK][MAXB];
+static struct iovec riov[MAXB], siov[MAXBACK * MAXSOCK][MAXB];
 static struct sockaddr_in rname[MAXB], sname[MAXB];
 
 static void out_slot(int b, int k, int len, struct sockaddr_in *to) {
@@ -104,30 +108,31 @@ static void out_slot(int b, int k, int len, struct sockaddr_in *to) {
 }
 
 int main(int argc, char **argv) {
-  int batch = MAXB, i = 1;
+  int batch = MAXB, per = 1, i = 1;
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
     if (i + 1 >= argc) { fprintf(stderr, "ref-forwarder: %s needs a value\n", argv[i]); return 2; }
     if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--sockets")) per = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--work-ns")) work_ns = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--work-in")) work_thread = !strcmp(argv[i + 1], "thread");
     else { fprintf(stderr, "ref-forwarder: unknown option %s\n", argv[i]); return 2; }
   }
   int nb = argc - i - 1;
-  if (nb < 1 || nb > MAXBACK || batch < 1 || batch > MAXB || work_ns < 0) {
-    fprintf(stderr, "usage: ref-forwarder [--batch 1-64] [--work-ns N] [--work-in inline|thread] PORT BACKEND_PORT... (1-8 backends)\n");
+  if (nb < 1 || nb > MAXBACK || batch < 1 || batch > MAXB || per < 1 || per > MAXSOCK || work_ns < 0) {
+    fprintf(stderr, "usage: ref-forwarder [--batch 1-64] [--sockets 1-4] [--work-ns N] [--work-in inline|thread] PORT BACKEND_PORT... (1-8 backends)\n");
     return 2;
   }
-  int lfd = udp_socket(), ep = epoll_create1(0), bfd[MAXBACK];
+  int lfd = udp_socket(), ep = epoll_create1(0), bfd[MAXBACK * MAXSOCK], nsock = nb * per;
   struct sockaddr_in la = loopback(port_arg(argv[i]));
   if (bind(lfd, (struct sockaddr *)&la, sizeof la) < 0) { perror("bind"); return 1; }
   struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTENER };
   epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-  for (int b = 0; b < nb; b++) {
-    bfd[b] = udp_socket();
-    struct sockaddr_in ba = loopback(port_arg(argv[i + 1 + b]));
-    if (connect(bfd[b], (struct sockaddr *)&ba, sizeof ba) < 0) { perror("connect"); return 1; }
-    ev.data.u32 = (uint32_t)b;
-    epoll_ctl(ep, EPOLL_CTL_ADD, bfd[b], &ev);
+  for (int k = 0; k < nsock; k++) { /* socket k: backend k / per */
+    bfd[k] = udp_socket();
+    struct sockaddr_in ba = loopback(port_arg(argv[i + 1 + k / per]));
+    if (connect(bfd[k], (struct sockaddr *)&ba, sizeof ba) < 0) { perror("connect"); return 1; }
+    ev.data.u32 = (uint32_t)k;
+    epoll_ctl(ep, EPOLL_CTL_ADD, bfd[k], &ev);
   }
   if (work_ns > 0 && work_thread) {
     pthread_t th;
@@ -139,12 +144,12 @@ int main(int argc, char **argv) {
     riov[k].iov_len = SLOT;
   }
   uint16_t next_id = 0;
-  unsigned turn = 0;
+  unsigned turn = 0, batches = 0;
   printf("ready\n");
   fflush(stdout);
   for (;;) {
-    struct epoll_event evs[MAXBACK + 1];
-    int ne = epoll_wait(ep, evs, MAXBACK + 1, -1);
+    struct epoll_event evs[MAXBACK * MAXSOCK + 1];
+    int ne = epoll_wait(ep, evs, MAXBACK * MAXSOCK + 1, -1);
     for (int e = 0; e < ne; e++) {
       uint32_t who = evs[e].data.u32;
       int fd = who == LISTENER ? lfd : bfd[who];
@@ -158,7 +163,7 @@ int main(int argc, char **argv) {
       int n = recvmmsg(fd, rmsg, (unsigned)batch, MSG_DONTWAIT, NULL);
       if (n <= 0) continue;
       if (who == LISTENER) {
-        int nout[MAXBACK] = {0}, forwarded = 0;
+        int nout[MAXBACK * MAXSOCK] = {0}, forwarded = 0, sk = (int)(batches++ % (unsigned)per);
         for (int k = 0; k < n; k++) {
           int len = (int)rmsg[k].msg_len;
           if (len < 12 || (in[k][2] & 0x80) || (rmsg[k].msg_hdr.msg_flags & MSG_TRUNC)) continue;
@@ -166,14 +171,14 @@ int main(int argc, char **argv) {
           route[id].addr = rname[k];
           route[id].cid = (uint16_t)((in[k][0] << 8) | in[k][1]);
           route[id].live = 1;
-          int b = (int)(turn++ % (unsigned)nb), j = nout[b]++;
+          int b = (int)(turn++ % (unsigned)nb) * per + sk, j = nout[b]++;
           memcpy(out[b][j], in[k], (size_t)len);
           out[b][j][0] = (uint8_t)(id >> 8);
           out[b][j][1] = (uint8_t)id;
           out_slot(b, j, len, NULL);
           forwarded++;
         }
-        for (int b = 0; b < nb; b++) if (nout[b]) sendmmsg(bfd[b], smsg[b], (unsigned)nout[b], 0);
+        for (int b = 0; b < nsock; b++) if (nout[b]) sendmmsg(bfd[b], smsg[b], (unsigned)nout[b], 0);
         bookkeeping(forwarded);
       } else {
         int j = 0;

@@ -1,8 +1,9 @@
 /**
  * bench/ref-forwarder.c, the C floor of `bench/balancer.ts --ref-forwarder`: compiled here with cc
  * and run on loopback in front of two UDP backends this test plays itself. It must forward round
- * robin with IDs of its own, give each client its ID back, drop what matches no query, and refuse
- * bad arguments. Everything it starts is killed again by PID.
+ * robin with IDs of its own (over several sockets per backend with --sockets), give each client
+ * its ID back, drop what matches no query, and refuse bad arguments. Everything it starts is
+ * killed again by PID.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,7 +73,7 @@ async function client(): Promise<{ sock: dgram.Socket; next: () => Promise<Buffe
   return { sock, next: () => new Promise((res) => { const m = queue.shift(); if (m) res(m); else waiting.push(res); }) };
 }
 
-for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline']]) {
+for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4']]) {
   test(`ref-forwarder ${mode.join(' ') || '(no work)'}: round robin, client IDs restored, strays dropped`, async (t) => {
     const bin = build(t);
     const [a, b] = [await backend(1), await backend(2)];
@@ -81,6 +82,8 @@ for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-n
     const port = await freePort();
     const p = await start(bin, [...mode, String(port), String(a.port), String(b.port)]);
     t.after(() => kill(p));
+    const sources = new Map<Backend, number[]>([[a, []], [b, []]]);
+    for (const x of [a, b]) x.sock.on('message', (_m, r) => sources.get(x)!.push(r.port));
     const ids = [0x1111, 0x2222, 0x3333, 0x4444];
     const answeredBy: number[] = [];
     for (const id of ids) {
@@ -92,6 +95,7 @@ for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-n
     }
     assert.deepEqual(answeredBy, [1, 2, 1, 2], 'round robin over the two backends');
     for (const up of [...a.seen, ...b.seen]) assert.ok(!ids.includes(up), `upstream ID ${up} is the forwarder's own`);
+    if (mode[0] === '--sockets') assert.equal(new Set(sources.get(a)).size, 2, 'two queries to backend a, from two of its sockets');
     // A stray (an ID already answered) from backend a, then a query that goes to a: the stray is
     // ahead of the real answer in the same socket, so had it been relayed the client would get it first.
     const stray = query(a.seen[0]!);
@@ -107,7 +111,7 @@ for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-n
 
 test('ref-forwarder refuses bad arguments', (t) => {
   const bin = build(t);
-  for (const args of [[], ['53'], ['0', '53'], ['--batch', '0', '5300', '5301'], ['--bogus', '1', '5300', '5301'], ['--work-ns']]) {
+  for (const args of [[], ['53'], ['0', '53'], ['--batch', '0', '5300', '5301'], ['--sockets', '5', '5300', '5301'], ['--bogus', '1', '5300', '5301'], ['--work-ns']]) {
     const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 5000 });
     assert.equal(r.status, 2, `${args.join(' ')}: exit 2, not ${r.status} (${r.stderr})`);
     assert.match(r.stderr, /usage|bad port|unknown option|needs a value/);
