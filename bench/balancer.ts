@@ -29,8 +29,8 @@
  * socket.
  * --env-too 'HADNS_A=1,HADNS_B=x' likewise adds a hadns with that environment (e.g. libuv's
  * double poll kept and bookings made whole: HADNS_LOOP_IDLE_TIME=1,HADNS_FORWARD_BOOK=whole).
- * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise adds a hadns whose Node runs with those flags
- * (V8's heap and GC settings; see README #3 on scavenges beside a co-located backend).
+ * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise
+ * adds a hadns whose Node runs with those flags (V8's heap and GC settings; README #3).
  * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
  * balancer, so the p99 columns then compare how each catches up after losing its core, which
