@@ -5,7 +5,7 @@
  * its ID back, drop what matches no query, and refuse bad arguments. Everything it starts is
  * killed again by PID.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,13 +19,16 @@ import { killChild as kill } from '../helpers/child.js';
 
 const src = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../../bench/ref-forwarder.c' : '../../../bench/ref-forwarder.c', import.meta.url));
 
-function build(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hadns-ref-fwd-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+/** Compiled once for the whole file (the tests only run it). */
+let built: string | undefined;
+const dir = mkdtempSync(join(tmpdir(), 'hadns-ref-fwd-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+function build(): string {
+  if (built !== undefined) return built;
   const bin = join(dir, 'ref-forwarder');
   const r = spawnSync('cc', ['-O2', '-Wall', '-Werror', '-pthread', '-o', bin, src], { encoding: 'utf8' });
   assert.equal(r.status, 0, `cc: ${r.stderr}`);
-  return bin;
+  return (built = bin);
 }
 
 /** A query for a.test A with the given ID. */
@@ -75,7 +78,7 @@ async function client(): Promise<{ sock: dgram.Socket; next: () => Promise<Buffe
 
 for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4']]) {
   test(`ref-forwarder ${mode.join(' ') || '(no work)'}: round robin, client IDs restored, strays dropped`, async (t) => {
-    const bin = build(t);
+    const bin = build();
     const [a, b] = [await backend(1), await backend(2)];
     const c = await client();
     t.after(() => { a.sock.close(); b.sock.close(); c.sock.close(); });
@@ -109,8 +112,8 @@ for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-n
   });
 }
 
-test('ref-forwarder refuses bad arguments', (t) => {
-  const bin = build(t);
+test('ref-forwarder refuses bad arguments', () => {
+  const bin = build();
   for (const args of [[], ['53'], ['0', '53'], ['--batch', '0', '5300', '5301'], ['--sockets', '5', '5300', '5301'], ['--bogus', '1', '5300', '5301'], ['--work-ns']]) {
     const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 5000 });
     assert.equal(r.status, 2, `${args.join(' ')}: exit 2, not ${r.status} (${r.stderr})`);
