@@ -17,7 +17,9 @@
  * - CPU per query at that fixed rate: the balancer's utime+stime (with its child processes: nginx's
  *   worker) from /proc around those runs. With two cores, dnsperf and both dnsmasq backends share
  *   the client core and saturate it near 40k q/s whatever the balancer, so max q/s measures the
- *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core.
+ *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core;
+ * - each backend's CPU per query at that rate, measured the same way: a backend on the
+ *   balancer's core (--backend-cpus) shows there what the balancer's footprint costs it.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
  *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
@@ -44,6 +46,11 @@
  * --ref-work NS adds it twice more, spending NS ns of CPU per query inline after each batch (where
  * hadns's JS books today) and in a second thread (where a native fast path would leave it);
  * --ref-sockets N adds it with N sockets per backend, the next one per batch, as hadns does.
+ * --ref-pause US/N adds it pausing US µs once every N forwarded queries (a stand-in for the
+ * young-generation collections an allocating per-query path triggers by volume).
+ * --ref-touch B[@KIB],… adds it once per item, writing B bytes per query in random cache lines
+ * of a KIB KiB buffer (default 64 MiB): the memory footprint of bookkeeping, which --ref-work's
+ * busy loop does not have.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -83,11 +90,13 @@ const o = benchArgs({
   'ref-forwarder': { type: 'boolean', default: false },
   'ref-work': { type: 'string', default: '0' },
   'ref-sockets': { type: 'string', default: '1' },
+  'ref-pause': { type: 'string' },
+  'ref-touch': { type: 'string', default: '' },
   'node-flags-too': { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS] [--ref-sockets N]] [--node-flags-too='--flag …']`);
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…]] [--node-flags-too='--flag …']`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -130,6 +139,19 @@ if (!/^\d+$/.test(o['ref-work'] ?? '') || (Number(o['ref-work']) > 0 && !o['ref-
 /** --ref-sockets N: with --ref-forwarder, one more variant with N sockets per backend (as hadns has 4). */
 if (!/^[1-4]$/.test(o['ref-sockets'] ?? '') || (Number(o['ref-sockets']) > 1 && !o['ref-forwarder'])) {
   process.stderr.write(`--ref-sockets wants 1 to 4, with --ref-forwarder, not ${o['ref-sockets']}\n`);
+  process.exit(2);
+}
+/** --ref-pause US/N: with --ref-forwarder, one more variant that pauses US µs every N queries. */
+const REF_PAUSE = /^(\d+)\/(\d+)$/.exec(o['ref-pause'] ?? '0/0') ?? [];
+if (REF_PAUSE.length === 0 || (o['ref-pause'] !== undefined && (!o['ref-forwarder'] || REF_PAUSE[1] === '0' || REF_PAUSE[2] === '0'))) {
+  process.stderr.write(`--ref-pause wants US/N (both > 0), with --ref-forwarder, not ${o['ref-pause']}\n`);
+  process.exit(2);
+}
+/** --ref-touch B[@KIB],…: with --ref-forwarder, a variant per item writing B bytes per query in random cache lines. */
+const REF_TOUCH = (o['ref-touch'] ?? '').split(',').filter(Boolean).map((x) => /^(\d+)(?:@(\d+))?$/.exec(x));
+if (REF_TOUCH.some((m) => m === null || Number(m[1]) < 64 || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 1048576)))
+  || (REF_TOUCH.length > 0 && !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-touch wants BYTES[@KIB],… (bytes ≥ 64, 1–1048576 KiB), with --ref-forwarder, not ${o['ref-touch']}\n`);
   process.exit(2);
 }
 /** --node-flags-too '--a --b=1': one more hadns (no cache) in the same rounds, Node started with those flags. */
@@ -399,6 +421,14 @@ async function main(): Promise<void> {
       const variants: [string, string[]][] = [['C reference forwarder', []]];
       const ns = Number(o['ref-work']), per = Number(o['ref-sockets']);
       if (per > 1) variants.push([`C reference forwarder, ${per} sockets per backend`, ['--sockets', String(per)]]);
+      for (const m of REF_TOUCH) {
+        const span = m![2] ?? '65536';
+        variants.push([`C reference forwarder, ${m![1]} B/query in random cache lines of ${span} KiB`, ['--touch-bytes', m![1]!, '--touch-span', span]]);
+      }
+      if (o['ref-pause'] !== undefined) {
+        variants.push([`C reference forwarder, ${REF_PAUSE[1]} µs pause every ${REF_PAUSE[2]} queries`,
+          ['--pause-us', REF_PAUSE[1]!, '--pause-after', REF_PAUSE[2]!]]);
+      }
       if (ns > 0) {
         variants.push([`C reference forwarder, ${ns} ns/query inline`, ['--work-ns', String(ns), '--work-in', 'inline']]);
         variants.push([`C reference forwarder, ${ns} ns/query in a thread`, ['--work-ns', String(ns), '--work-in', 'thread']]);
@@ -415,14 +445,14 @@ async function main(): Promise<void> {
     // All balancers run side by side (each idle while another is measured) and the rounds
     // interleave: nginx, hadns, hadns + cache, dnsdist, then again. This VM's background noise
     // comes and goes over tens of seconds; back-to-back blocks per balancer turned it into a bias.
-    const live: { name: string; p: ChildProcess; port: number; max?: PerfResult; usAtMax: number; runs: PerfResult[]; ticks: number }[] = [];
+    const live: { name: string; p: ChildProcess; port: number; max?: PerfResult; usAtMax: number; runs: PerfResult[]; ticks: number; bticks: number[] }[] = [];
     for (const [i, t] of targets.entries()) {
       if (o.only && !new RegExp(o.only).test(t.name)) continue;
       log(`${t.name}: starting`);
       const { p, port } = await t.start();
       limitCpu(p.pid!, i);
       dnsperf(port, qfile, ['-n', '1']); // warm (and, with a cache, fill it)
-      live.push({ name: t.name, p, port, usAtMax: NaN, runs: [], ticks: 0 });
+      live.push({ name: t.name, p, port, usAtMax: NaN, runs: [], ticks: 0, bticks: backends.map(() => 0) });
     }
     for (const x of live) {
       const m0 = treeTicks(x.p.pid!);
@@ -433,7 +463,7 @@ async function main(): Promise<void> {
     // Under a CPU quota the fixed rate may exceed what a balancer gets: latency is measured without one.
     for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) {
       for (const x of live) {
-        const t0 = treeTicks(x.p.pid!);
+        const t0 = treeTicks(x.p.pid!), b0 = backends.map((b) => treeTicks(b.pid!));
         const pcap = o.capture && r === 0 ? join(o.capture, `${x.name.replace(/[^\w.-]+/g, '_')}.pcap`) : '';
         const cap = pcap ? await startCapture(pcap, [x.port, ...bports]) : null;
         const stalls = STALL ? await injectStalls(x.p.pid!) : null;
@@ -446,6 +476,7 @@ async function main(): Promise<void> {
           log(`${x.name}: capture ${pcap}\n${formatReport(analyze(readPcap(readFileSync(pcap)), x.port))}`);
         }
         x.ticks += treeTicks(x.p.pid!) - t0;
+        for (const [k, b] of backends.entries()) x.bticks[k]! += treeTicks(b.pid!) - b0[k]!;
         x.runs.push(run);
         log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost} not NOERROR ${run.failed}`);
       }
@@ -459,7 +490,8 @@ async function main(): Promise<void> {
         lost: runs.reduce((a, y) => a + y.lost, 0), failed: runs.reduce((a, y) => a + y.failed, 0), avgMs: NaN,
         p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)],
       };
-      return { name: x.name, max: x.max!, fixed, runs, usPerQuery: (x.ticks / CLK_TCK) * 1e6 / answered, usAtMax: x.usAtMax };
+      return { name: x.name, max: x.max!, fixed, runs, usPerQuery: (x.ticks / CLK_TCK) * 1e6 / answered,
+        backendUs: x.bticks.map((t) => (t / CLK_TCK) * 1e6 / answered), usAtMax: x.usAtMax };
     });
     for (const x of live) await stop(x.p);
     for (const b of backends) await stop(b);
@@ -481,10 +513,10 @@ async function main(): Promise<void> {
       return `${med.toFixed(2)}× (${k}/${q.length} ≤ 1, sign test p ${signTest(k, q.length).toFixed(3)})`;
     };
     const at = `@${RATE} q/s${STALL ? `, ${SPIN ? 'core taken' : 'stopped'} ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
-    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | backends' CPU µs/query ${at} (cpu ${BCPUS.join(' / ')}) | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
+      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.backendUs.map((u) => u.toFixed(1)).join(' / ')} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -17,7 +17,17 @@
  * hadns's JS books today), --work-in thread in a second thread woken through an eventfd (where a
  * native fast path would leave it).
  *
- * Usage: ref-forwarder [--batch 64] [--sockets 1] [--work-ns 0] [--work-in inline|thread] PORT BACKEND_PORT...
+ * --pause-us U --pause-after N busies the loop for U µs once every N forwarded queries, after the
+ * batch that crosses the mark: a stand-in for V8's young-generation collection, which an
+ * allocating per-query path triggers by volume (hadns: a scavenge every ~8500 queries, 0.2–1.7 ms).
+ *
+ * --touch-bytes B writes B bytes per forwarded query, one byte in each of B/64 cache lines picked
+ * at random in a buffer of --touch-span KiB (default 65536: 64 MiB), inline after the batch: the data-cache footprint of a balancer's
+ * bookkeeping (JS objects, maps, a heap), which a busy loop (--work-ns) does not have. On a core
+ * shared with a backend, that backend then runs on caches the balancer has evicted.
+ *
+ * Usage: ref-forwarder [--batch 64] [--sockets 1] [--work-ns 0] [--work-in inline|thread]
+ *        [--pause-us 0 --pause-after 0] [--touch-bytes 0 [--touch-span KiB]] PORT BACKEND_PORT...
  * (127.0.0.1 only; prints "ready" once bound.)
  */
 #define _GNU_SOURCE
@@ -44,6 +54,17 @@ static struct { struct sockaddr_in addr; uint16_t cid; uint8_t live; } route[655
 static long work_ns = 0;
 static int work_thread = 0, efd = -1;
 static long pending = 0;
+static long pause_us = 0, pause_after = 0, since_pause = 0;
+static long touch_bytes = 0, touch_span = 65536;
+static uint8_t *touch_buf = NULL;
+static uint32_t touch_seed = 1;
+
+static void touch(long n) {
+  for (long k = 0; k < n * (touch_bytes / 64); k++) {
+    touch_seed = touch_seed * 1664525u + 1013904223u;
+    touch_buf[(touch_seed >> 6) % ((uint32_t)touch_span * 16) * 64]++;
+  }
+}
 
 static uint64_t now_ns(void) {
   struct timespec t;
@@ -115,11 +136,18 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--sockets")) per = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--work-ns")) work_ns = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--work-in")) work_thread = !strcmp(argv[i + 1], "thread");
+    else if (!strcmp(argv[i], "--pause-us")) pause_us = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--pause-after")) pause_after = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--touch-bytes")) touch_bytes = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--touch-span")) touch_span = atol(argv[i + 1]);
     else { fprintf(stderr, "ref-forwarder: unknown option %s\n", argv[i]); return 2; }
   }
   int nb = argc - i - 1;
-  if (nb < 1 || nb > MAXBACK || batch < 1 || batch > MAXB || per < 1 || per > MAXSOCK || work_ns < 0) {
-    fprintf(stderr, "usage: ref-forwarder [--batch 1-64] [--sockets 1-4] [--work-ns N] [--work-in inline|thread] PORT BACKEND_PORT... (1-8 backends)\n");
+  if (nb < 1 || nb > MAXBACK || batch < 1 || batch > MAXB || per < 1 || per > MAXSOCK || work_ns < 0
+      || pause_us < 0 || pause_after < 0 || (pause_us > 0) != (pause_after > 0) || touch_bytes < 0
+      || touch_span < 1 || touch_span > 1048576) {
+    fprintf(stderr, "usage: ref-forwarder [--batch 1-64] [--sockets 1-4] [--work-ns N] [--work-in inline|thread]"
+                    " [--pause-us U --pause-after N] [--touch-bytes B [--touch-span 1-1048576 KiB]] PORT BACKEND_PORT... (1-8 backends)\n");
     return 2;
   }
   int lfd = udp_socket(), ep = epoll_create1(0), bfd[MAXBACK * MAXSOCK], nsock = nb * per;
@@ -139,6 +167,7 @@ int main(int argc, char **argv) {
     efd = eventfd(0, 0);
     if (efd < 0 || pthread_create(&th, NULL, worker, NULL) != 0) { perror("worker"); return 1; }
   }
+  if (touch_bytes > 0 && (touch_buf = calloc(1, (size_t)touch_span << 10)) == NULL) { perror("calloc"); return 1; }
   for (int k = 0; k < MAXB; k++) {
     riov[k].iov_base = in[k];
     riov[k].iov_len = SLOT;
@@ -180,6 +209,11 @@ int main(int argc, char **argv) {
         }
         for (int b = 0; b < nsock; b++) if (nout[b]) sendmmsg(bfd[b], smsg[b], (unsigned)nout[b], 0);
         bookkeeping(forwarded);
+        if (touch_buf) touch(forwarded);
+        if (pause_after > 0 && (since_pause += forwarded) >= pause_after) {
+          since_pause = 0;
+          burn(pause_us * 1000);
+        }
       } else {
         int j = 0;
         for (int k = 0; k < n; k++) {
