@@ -51,6 +51,8 @@
  * --ref-touch B[@KIB],… adds it once per item, writing B bytes per query in random cache lines
  * of a KIB KiB buffer (default 64 MiB): the memory footprint of bookkeeping, which --ref-work's
  * busy loop does not have.
+ * --ref-timeout MS adds it waiting in epoll_wait with a timeout of MS ms (Node's loop passes the
+ * next timer's, so every blocking wait arms a kernel timer) instead of none.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -92,11 +94,12 @@ const o = benchArgs({
   'ref-sockets': { type: 'string', default: '1' },
   'ref-pause': { type: 'string' },
   'ref-touch': { type: 'string', default: '' },
+  'ref-timeout': { type: 'string' },
   'node-flags-too': { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…]] [--node-flags-too='--flag …']`);
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS]] [--node-flags-too='--flag …']`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -152,6 +155,11 @@ const REF_TOUCH = (o['ref-touch'] ?? '').split(',').filter(Boolean).map((x) => /
 if (REF_TOUCH.some((m) => m === null || Number(m[1]) < 64 || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 1048576)))
   || (REF_TOUCH.length > 0 && !o['ref-forwarder'])) {
   process.stderr.write(`--ref-touch wants BYTES[@KIB],… (bytes ≥ 64, 1–1048576 KiB), with --ref-forwarder, not ${o['ref-touch']}\n`);
+  process.exit(2);
+}
+/** --ref-timeout MS: with --ref-forwarder, one more variant waiting in epoll_wait with that timeout. */
+if (o['ref-timeout'] !== undefined && (!/^\d+$/.test(o['ref-timeout']) || Number(o['ref-timeout']) > 60000 || !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-timeout wants 0 to 60000 ms, with --ref-forwarder, not ${o['ref-timeout']}\n`);
   process.exit(2);
 }
 /** --node-flags-too '--a --b=1': one more hadns (no cache) in the same rounds, Node started with those flags. */
@@ -421,6 +429,9 @@ async function main(): Promise<void> {
       const variants: [string, string[]][] = [['C reference forwarder', []]];
       const ns = Number(o['ref-work']), per = Number(o['ref-sockets']);
       if (per > 1) variants.push([`C reference forwarder, ${per} sockets per backend`, ['--sockets', String(per)]]);
+      if (o['ref-timeout'] !== undefined) {
+        variants.push([`C reference forwarder, epoll timeout ${o['ref-timeout']} ms`, ['--epoll-timeout', o['ref-timeout']]]);
+      }
       for (const m of REF_TOUCH) {
         const span = m![2] ?? '65536';
         variants.push([`C reference forwarder, ${m![1]} B/query in random cache lines of ${span} KiB`, ['--touch-bytes', m![1]!, '--touch-span', span]]);

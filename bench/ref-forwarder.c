@@ -26,8 +26,12 @@
  * bookkeeping (JS objects, maps, a heap), which a busy loop (--work-ns) does not have. On a core
  * shared with a backend, that backend then runs on caches the balancer has evicted.
  *
+ * --epoll-timeout MS waits in epoll_wait with that timeout instead of none (-1), as Node's loop
+ * does whenever a timer is pending (hadns's deadline and probe timers: 1-63 ms at 10k q/s), so
+ * that every blocking wait arms a kernel timer.
+ *
  * Usage: ref-forwarder [--batch 64] [--sockets 1] [--work-ns 0] [--work-in inline|thread]
- *        [--pause-us 0 --pause-after 0] [--touch-bytes 0 [--touch-span KiB]] PORT BACKEND_PORT...
+ *        [--pause-us 0 --pause-after 0] [--touch-bytes 0 [--touch-span KiB]] [--epoll-timeout -1] PORT BACKEND_PORT...
  * (127.0.0.1 only; prints "ready" once bound.)
  */
 #define _GNU_SOURCE
@@ -55,7 +59,7 @@ static long work_ns = 0;
 static int work_thread = 0, efd = -1;
 static long pending = 0;
 static long pause_us = 0, pause_after = 0, since_pause = 0;
-static long touch_bytes = 0, touch_span = 65536;
+static long touch_bytes = 0, touch_span = 65536, epoll_timeout = -1;
 static uint8_t *touch_buf = NULL;
 static uint32_t touch_seed = 1;
 
@@ -140,14 +144,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--pause-after")) pause_after = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--touch-bytes")) touch_bytes = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--touch-span")) touch_span = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--epoll-timeout")) epoll_timeout = atol(argv[i + 1]);
     else { fprintf(stderr, "ref-forwarder: unknown option %s\n", argv[i]); return 2; }
   }
   int nb = argc - i - 1;
   if (nb < 1 || nb > MAXBACK || batch < 1 || batch > MAXB || per < 1 || per > MAXSOCK || work_ns < 0
       || pause_us < 0 || pause_after < 0 || (pause_us > 0) != (pause_after > 0) || touch_bytes < 0
-      || touch_span < 1 || touch_span > 1048576) {
+      || touch_span < 1 || touch_span > 1048576 || epoll_timeout < -1 || epoll_timeout > 60000) {
     fprintf(stderr, "usage: ref-forwarder [--batch 1-64] [--sockets 1-4] [--work-ns N] [--work-in inline|thread]"
-                    " [--pause-us U --pause-after N] [--touch-bytes B [--touch-span 1-1048576 KiB]] PORT BACKEND_PORT... (1-8 backends)\n");
+                    " [--pause-us U --pause-after N] [--touch-bytes B [--touch-span 1-1048576 KiB]] [--epoll-timeout -1-60000] PORT BACKEND_PORT... (1-8 backends)\n");
     return 2;
   }
   int lfd = udp_socket(), ep = epoll_create1(0), bfd[MAXBACK * MAXSOCK], nsock = nb * per;
@@ -178,7 +183,7 @@ int main(int argc, char **argv) {
   fflush(stdout);
   for (;;) {
     struct epoll_event evs[MAXBACK * MAXSOCK + 1];
-    int ne = epoll_wait(ep, evs, MAXBACK * MAXSOCK + 1, -1);
+    int ne = epoll_wait(ep, evs, MAXBACK * MAXSOCK + 1, (int)epoll_timeout);
     for (int e = 0; e < ne; e++) {
       uint32_t who = evs[e].data.u32;
       int fd = who == LISTENER ? lfd : bfd[who];

@@ -2,9 +2,9 @@
  * bench/ref-forwarder.c, the C floor of `bench/balancer.ts --ref-forwarder`: compiled here with cc
  * and run on loopback in front of two UDP backends this test plays itself. It must forward round
  * robin with IDs of its own (over several sockets per backend with --sockets, and with the
- * stand-ins for bookkeeping: --work-ns, --pause-us, --touch-bytes), give each client its ID back,
- * drop what matches no query, and refuse bad arguments. Everything it starts is killed again by
- * PID.
+ * stand-ins for a balancer's extra costs: --work-ns, --pause-us, --touch-bytes, --epoll-timeout),
+ * give each client its ID back, drop what matches no query, and refuse bad arguments. Everything
+ * it starts is killed again by PID.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,7 +78,7 @@ async function client(): Promise<{ sock: dgram.Socket; next: () => Promise<Buffe
 }
 
 for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4'],
-  ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096']]) {
+  ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096', '--touch-span', '1024'], ['--epoll-timeout', '30']]) {
   test(`ref-forwarder ${mode.join(' ') || '(no work)'}: round robin, client IDs restored, strays dropped`, async (t) => {
     const bin = build();
     const [a, b] = [await backend(1), await backend(2)];
@@ -117,7 +117,8 @@ for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-n
 test('ref-forwarder refuses bad arguments', () => {
   const bin = build();
   for (const args of [[], ['53'], ['0', '53'], ['--batch', '0', '5300', '5301'], ['--sockets', '5', '5300', '5301'], ['--bogus', '1', '5300', '5301'], ['--work-ns'],
-    ['--pause-us', '100', '5300', '5301'], ['--pause-after', '8', '5300', '5301'], ['--touch-bytes', '-1', '5300', '5301']]) {
+    ['--pause-us', '100', '5300', '5301'], ['--pause-after', '8', '5300', '5301'], ['--touch-bytes', '-1', '5300', '5301'],
+    ['--touch-span', '0', '5300', '5301'], ['--epoll-timeout', '-2', '5300', '5301']]) {
     const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 5000 });
     assert.equal(r.status, 2, `${args.join(' ')}: exit 2, not ${r.status} (${r.stderr})`);
     assert.match(r.stderr, /usage|bad port|unknown option|needs a value/);
