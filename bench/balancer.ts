@@ -51,6 +51,9 @@
  * --ref-touch B[@KIB],… adds it once per item, writing B bytes per query in random cache lines
  * of a KIB KiB buffer (default 64 MiB): the memory footprint of bookkeeping, which --ref-work's
  * busy loop does not have.
+ * --ref-on-loop JS,… adds it once per item built as a Node addon and driven by Node's libuv loop
+ * (bench/ref-on-loop.ts), JS one of: none (no JS), call (an empty JS call per batch), work:N (N
+ * rounds of booking-like JS per forwarded query, no garbage), work:N:alloc (the same, allocating).
  * --ref-timeout MS adds it waiting in epoll_wait with a timeout of MS ms (Node's loop passes the
  * next timer's, so every blocking wait arms a kernel timer) instead of none.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
@@ -95,11 +98,12 @@ const o = benchArgs({
   'ref-pause': { type: 'string' },
   'ref-touch': { type: 'string', default: '' },
   'ref-timeout': { type: 'string' },
+  'ref-on-loop': { type: 'string', default: '' },
   'node-flags-too': { type: 'string', default: '' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS]] [--node-flags-too='--flag …']`);
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …']`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -160,6 +164,12 @@ if (REF_TOUCH.some((m) => m === null || Number(m[1]) < 64 || (m[2] !== undefined
 /** --ref-timeout MS: with --ref-forwarder, one more variant waiting in epoll_wait with that timeout. */
 if (o['ref-timeout'] !== undefined && (!/^\d+$/.test(o['ref-timeout']) || Number(o['ref-timeout']) > 60000 || !o['ref-forwarder'])) {
   process.stderr.write(`--ref-timeout wants 0 to 60000 ms, with --ref-forwarder, not ${o['ref-timeout']}\n`);
+  process.exit(2);
+}
+/** --ref-on-loop JS,…: with --ref-forwarder, the floor on Node's loop, once per JS mode. */
+const REF_ON_LOOP = (o['ref-on-loop'] ?? '').split(',').filter(Boolean);
+if (REF_ON_LOOP.some((x) => !/^(none|call|work:\d+(:alloc)?)$/.test(x)) || (REF_ON_LOOP.length > 0 && !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-on-loop wants none|call|work:N|work:N:alloc,…, with --ref-forwarder, not ${o['ref-on-loop']}\n`);
   process.exit(2);
 }
 /** --node-flags-too '--a --b=1': one more hadns (no cache) in the same rounds, Node started with those flags. */
@@ -239,9 +249,17 @@ const DNSDIST = '/usr/bin/dnsdist';
 
 
 /** Compiles bench/ref-forwarder.c into dir (cc, as the native addon needs anyway); the binary's path. */
-function buildRefForwarder(dir: string): string {
-  const src = join(root, 'bench/ref-forwarder.c'), bin = join(dir, 'ref-forwarder');
-  const r = spawnSync('cc', ['-O2', '-Wall', '-pthread', '-o', bin, src], { encoding: 'utf8' });
+function buildRefForwarder(dir: string, addon = false): string {
+  const src = join(root, 'bench/ref-forwarder.c'), bin = join(dir, addon ? 'ref-forwarder.node' : 'ref-forwarder');
+  const args = ['-O2', '-Wall', '-pthread', '-o', bin, src];
+  if (addon) {
+    // Node's headers, where native/build.mjs finds them (Debian's nodejs: /usr/include/node).
+    const inc = [join(dirname(process.execPath), '..'), '/usr', '/usr/local'].map((p) => join(p, 'include', 'node'))
+      .find((d) => existsSync(join(d, 'node_api.h')));
+    if (!inc) throw new Error('--ref-on-loop needs Node\'s headers (node_api.h) to build the addon');
+    args.unshift('-shared', '-fPIC', '-DREF_NAPI', `-I${inc}`);
+  }
+  const r = spawnSync('cc', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`cannot build ${src}: ${r.error?.message ?? r.stderr}`);
   return bin;
 }
@@ -443,6 +461,15 @@ async function main(): Promise<void> {
       if (ns > 0) {
         variants.push([`C reference forwarder, ${ns} ns/query inline`, ['--work-ns', String(ns), '--work-in', 'inline']]);
         variants.push([`C reference forwarder, ${ns} ns/query in a thread`, ['--work-ns', String(ns), '--work-in', 'thread']]);
+      }
+      const addon = REF_ON_LOOP.length > 0 ? buildRefForwarder(dir, true) : '';
+      for (const js of REF_ON_LOOP) {
+        targets.push({ name: `C reference forwarder on Node's loop, JS ${js}`, start: async () => {
+          const port = await freePort();
+          const p = run(SCPU, process.execPath, [join(root, 'dist/bench/ref-on-loop.js'), addon, '--js', js, '--', String(port), ...bports.map(String)]);
+          await waitAnswering(port, 'ref-on-loop', p);
+          return { p, port };
+        } });
       }
       for (const [name, args] of variants) {
         targets.push({ name, start: async () => {

@@ -30,6 +30,9 @@
  * does whenever a timer is pending (hadns's deadline and probe timers: 1-63 ms at 10k q/s), so
  * that every blocking wait arms a kernel timer.
  *
+ * Built with -DREF_NAPI -shared it is a Node addon instead, driven by Node's libuv loop (below, and
+ * bench/ref-on-loop.ts): what Node's loop and JS calls cost the same forwarder.
+ *
  * Usage: ref-forwarder [--batch 64] [--sockets 1] [--work-ns 0] [--work-in inline|thread]
  *        [--pause-us 0 --pause-after 0] [--touch-bytes 0 [--touch-span KiB]] [--epoll-timeout -1] PORT BACKEND_PORT...
  * (127.0.0.1 only; prints "ready" once bound.)
@@ -114,7 +117,7 @@ static struct sockaddr_in loopback(int port) {
 static int port_arg(const char *s) {
   char *end;
   long p = strtol(s, &end, 10);
-  if (*end || p < 1 || p > 65535) { fprintf(stderr, "ref-forwarder: bad port %s\n", s); exit(2); }
+  if (*end || p < 1 || p > 65535) { fprintf(stderr, "ref-forwarder: bad port %s\n", s); return -1; }
   return (int)p;
 }
 
@@ -132,8 +135,15 @@ static void out_slot(int b, int k, int len, struct sockaddr_in *to) {
   if (to) { smsg[b][k].msg_hdr.msg_name = to; smsg[b][k].msg_hdr.msg_namelen = sizeof *to; }
 }
 
-int main(int argc, char **argv) {
-  int batch = MAXB, per = 1, i = 1;
+/* The forwarder's state, set up once by setup(). */
+static int lfd = -1, bfd[MAXBACK * MAXSOCK], nsock = 0, nb = 0, per = 1, batch = MAXB;
+static uint16_t next_id = 0;
+static unsigned turn = 0, batches = 0;
+
+/* Parses the arguments (argv[0] is a name), binds the listener and connects the backend sockets;
+ * 0, or the exit status (a message on stderr). */
+static int setup(int argc, char **argv) {
+  int i = 1;
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
     if (i + 1 >= argc) { fprintf(stderr, "ref-forwarder: %s needs a value\n", argv[i]); return 2; }
     if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
@@ -147,7 +157,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--epoll-timeout")) epoll_timeout = atol(argv[i + 1]);
     else { fprintf(stderr, "ref-forwarder: unknown option %s\n", argv[i]); return 2; }
   }
-  int nb = argc - i - 1;
+  nb = argc - i - 1;
   if (nb < 1 || nb > MAXBACK || batch < 1 || batch > MAXB || per < 1 || per > MAXSOCK || work_ns < 0
       || pause_us < 0 || pause_after < 0 || (pause_us > 0) != (pause_after > 0) || touch_bytes < 0
       || touch_span < 1 || touch_span > 1048576 || epoll_timeout < -1 || epoll_timeout > 60000) {
@@ -155,17 +165,18 @@ int main(int argc, char **argv) {
                     " [--pause-us U --pause-after N] [--touch-bytes B [--touch-span 1-1048576 KiB]] [--epoll-timeout -1-60000] PORT BACKEND_PORT... (1-8 backends)\n");
     return 2;
   }
-  int lfd = udp_socket(), ep = epoll_create1(0), bfd[MAXBACK * MAXSOCK], nsock = nb * per;
-  struct sockaddr_in la = loopback(port_arg(argv[i]));
+  int lport = port_arg(argv[i]), bport[MAXBACK];
+  for (int b = 0; b < nb; b++) bport[b] = port_arg(argv[i + 1 + b]);
+  if (lport < 0) return 2;
+  for (int b = 0; b < nb; b++) if (bport[b] < 0) return 2;
+  lfd = udp_socket();
+  nsock = nb * per;
+  struct sockaddr_in la = loopback(lport);
   if (bind(lfd, (struct sockaddr *)&la, sizeof la) < 0) { perror("bind"); return 1; }
-  struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTENER };
-  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
   for (int k = 0; k < nsock; k++) { /* socket k: backend k / per */
     bfd[k] = udp_socket();
-    struct sockaddr_in ba = loopback(port_arg(argv[i + 1 + k / per]));
+    struct sockaddr_in ba = loopback(bport[k / per]);
     if (connect(bfd[k], (struct sockaddr *)&ba, sizeof ba) < 0) { perror("connect"); return 1; }
-    ev.data.u32 = (uint32_t)k;
-    epoll_ctl(ep, EPOLL_CTL_ADD, bfd[k], &ev);
   }
   if (work_ns > 0 && work_thread) {
     pthread_t th;
@@ -177,65 +188,161 @@ int main(int argc, char **argv) {
     riov[k].iov_base = in[k];
     riov[k].iov_len = SLOT;
   }
-  uint16_t next_id = 0;
-  unsigned turn = 0, batches = 0;
+  return 0;
+}
+
+/* One readable socket (LISTENER or a backend socket's number) read once and served; for the
+ * listener, how many queries went out, else 0. */
+static int handle(uint32_t who) {
+  int fd = who == LISTENER ? lfd : bfd[who];
+  for (int k = 0; k < batch; k++) {
+    memset(&rmsg[k].msg_hdr, 0, sizeof rmsg[k].msg_hdr);
+    rmsg[k].msg_hdr.msg_iov = &riov[k];
+    rmsg[k].msg_hdr.msg_iovlen = 1;
+    rmsg[k].msg_hdr.msg_name = &rname[k];
+    rmsg[k].msg_hdr.msg_namelen = sizeof rname[k];
+  }
+  int n = recvmmsg(fd, rmsg, (unsigned)batch, MSG_DONTWAIT, NULL);
+  if (n <= 0) return 0;
+  if (who == LISTENER) {
+    int nout[MAXBACK * MAXSOCK] = {0}, forwarded = 0, sk = (int)(batches++ % (unsigned)per);
+    for (int k = 0; k < n; k++) {
+      int len = (int)rmsg[k].msg_len;
+      if (len < 12 || (in[k][2] & 0x80) || (rmsg[k].msg_hdr.msg_flags & MSG_TRUNC)) continue;
+      uint16_t id = ++next_id;
+      route[id].addr = rname[k];
+      route[id].cid = (uint16_t)((in[k][0] << 8) | in[k][1]);
+      route[id].live = 1;
+      int b = (int)(turn++ % (unsigned)nb) * per + sk, j = nout[b]++;
+      memcpy(out[b][j], in[k], (size_t)len);
+      out[b][j][0] = (uint8_t)(id >> 8);
+      out[b][j][1] = (uint8_t)id;
+      out_slot(b, j, len, NULL);
+      forwarded++;
+    }
+    for (int b = 0; b < nsock; b++) if (nout[b]) sendmmsg(bfd[b], smsg[b], (unsigned)nout[b], 0);
+    bookkeeping(forwarded);
+    if (touch_buf) touch(forwarded);
+    if (pause_after > 0 && (since_pause += forwarded) >= pause_after) {
+      since_pause = 0;
+      burn(pause_us * 1000);
+    }
+    return forwarded;
+  }
+  int j = 0;
+  for (int k = 0; k < n; k++) {
+    int len = (int)rmsg[k].msg_len;
+    if (len < 12 || !(in[k][2] & 0x80)) continue;
+    uint16_t id = (uint16_t)((in[k][0] << 8) | in[k][1]);
+    if (!route[id].live) continue; /* stray or duplicate */
+    route[id].live = 0;
+    memcpy(out[0][j], in[k], (size_t)len);
+    out[0][j][0] = (uint8_t)(route[id].cid >> 8);
+    out[0][j][1] = (uint8_t)route[id].cid;
+    sname[j] = route[id].addr;
+    out_slot(0, j, len, &sname[j]);
+    j++;
+  }
+  if (j) sendmmsg(lfd, smsg[0], (unsigned)j, 0);
+  return 0;
+}
+
+#ifndef REF_NAPI
+int main(int argc, char **argv) {
+  int r = setup(argc, argv);
+  if (r != 0) return r;
+  int ep = epoll_create1(0);
+  struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTENER };
+  epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+  for (int k = 0; k < nsock; k++) {
+    ev.data.u32 = (uint32_t)k;
+    epoll_ctl(ep, EPOLL_CTL_ADD, bfd[k], &ev);
+  }
   printf("ready\n");
   fflush(stdout);
   for (;;) {
     struct epoll_event evs[MAXBACK * MAXSOCK + 1];
     int ne = epoll_wait(ep, evs, MAXBACK * MAXSOCK + 1, (int)epoll_timeout);
-    for (int e = 0; e < ne; e++) {
-      uint32_t who = evs[e].data.u32;
-      int fd = who == LISTENER ? lfd : bfd[who];
-      for (int k = 0; k < batch; k++) {
-        memset(&rmsg[k].msg_hdr, 0, sizeof rmsg[k].msg_hdr);
-        rmsg[k].msg_hdr.msg_iov = &riov[k];
-        rmsg[k].msg_hdr.msg_iovlen = 1;
-        rmsg[k].msg_hdr.msg_name = &rname[k];
-        rmsg[k].msg_hdr.msg_namelen = sizeof rname[k];
-      }
-      int n = recvmmsg(fd, rmsg, (unsigned)batch, MSG_DONTWAIT, NULL);
-      if (n <= 0) continue;
-      if (who == LISTENER) {
-        int nout[MAXBACK * MAXSOCK] = {0}, forwarded = 0, sk = (int)(batches++ % (unsigned)per);
-        for (int k = 0; k < n; k++) {
-          int len = (int)rmsg[k].msg_len;
-          if (len < 12 || (in[k][2] & 0x80) || (rmsg[k].msg_hdr.msg_flags & MSG_TRUNC)) continue;
-          uint16_t id = ++next_id;
-          route[id].addr = rname[k];
-          route[id].cid = (uint16_t)((in[k][0] << 8) | in[k][1]);
-          route[id].live = 1;
-          int b = (int)(turn++ % (unsigned)nb) * per + sk, j = nout[b]++;
-          memcpy(out[b][j], in[k], (size_t)len);
-          out[b][j][0] = (uint8_t)(id >> 8);
-          out[b][j][1] = (uint8_t)id;
-          out_slot(b, j, len, NULL);
-          forwarded++;
-        }
-        for (int b = 0; b < nsock; b++) if (nout[b]) sendmmsg(bfd[b], smsg[b], (unsigned)nout[b], 0);
-        bookkeeping(forwarded);
-        if (touch_buf) touch(forwarded);
-        if (pause_after > 0 && (since_pause += forwarded) >= pause_after) {
-          since_pause = 0;
-          burn(pause_us * 1000);
-        }
-      } else {
-        int j = 0;
-        for (int k = 0; k < n; k++) {
-          int len = (int)rmsg[k].msg_len;
-          if (len < 12 || !(in[k][2] & 0x80)) continue;
-          uint16_t id = (uint16_t)((in[k][0] << 8) | in[k][1]);
-          if (!route[id].live) continue; /* stray or duplicate */
-          route[id].live = 0;
-          memcpy(out[0][j], in[k], (size_t)len);
-          out[0][j][0] = (uint8_t)(route[id].cid >> 8);
-          out[0][j][1] = (uint8_t)route[id].cid;
-          sname[j] = route[id].addr;
-          out_slot(0, j, len, &sname[j]);
-          j++;
-        }
-        if (j) sendmmsg(lfd, smsg[0], (unsigned)j, 0);
-      }
-    }
+    for (int e = 0; e < ne; e++) handle(evs[e].data.u32);
   }
 }
+#else
+/*
+ * Built with -DREF_NAPI -shared (bench/balancer.ts --ref-on-loop): the same forwarder as a Node
+ * addon, its sockets watched by Node's own libuv loop (uv_poll) instead of an epoll loop of its
+ * own. start(cb, ...args) sets up as the program does; cb, when a function, is called through
+ * napi_make_callback (as any addon's callback, microtasks included) after each listener batch
+ * that forwarded queries, with their count. bench/ref-on-loop.ts is the process around it.
+ */
+#include <node_api.h>
+#include <uv.h>
+
+static napi_env genv;
+static napi_ref cbref = NULL;
+static napi_async_context actx;
+static uv_poll_t polls[MAXBACK * MAXSOCK + 1];
+static uint32_t whos[MAXBACK * MAXSOCK + 1];
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)status; (void)events;
+  int forwarded = handle(*(uint32_t *)h->data);
+  if (forwarded <= 0 || cbref == NULL) return;
+  napi_handle_scope sc;
+  napi_open_handle_scope(genv, &sc);
+  napi_value cb, recv, arg, res;
+  napi_get_reference_value(genv, cbref, &cb);
+  napi_get_global(genv, &recv);
+  napi_create_int32(genv, forwarded, &arg);
+  if (napi_make_callback(genv, actx, recv, cb, 1, &arg, &res) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(genv, &pending);
+    if (pending) { napi_value ex; napi_get_and_clear_last_exception(genv, &ex); napi_fatal_exception(genv, ex); }
+  }
+  napi_close_handle_scope(genv, sc);
+}
+
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 40;
+  napi_value argv[40];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (lfd >= 0) { napi_throw_error(env, NULL, "ref-forwarder: already started"); return NULL; }
+  if (argc < 1 || argc > 40) { napi_throw_error(env, NULL, "ref-forwarder: start(cb, ...args)"); return NULL; }
+  static char *args[41];
+  int n = 0;
+  args[n++] = "ref-forwarder";
+  for (size_t i = 1; i < argc; i++) {
+    char buf[64];
+    size_t l;
+    if (napi_get_value_string_utf8(env, argv[i], buf, sizeof buf, &l) != napi_ok) {
+      napi_throw_type_error(env, NULL, "ref-forwarder: arguments are strings");
+      return NULL;
+    }
+    args[n++] = strdup(buf);
+  }
+  if (setup(n, args) != 0) { napi_throw_error(env, NULL, "ref-forwarder: bad arguments or sockets (see stderr)"); return NULL; }
+  genv = env;
+  napi_valuetype t;
+  napi_typeof(env, argv[0], &t);
+  if (t == napi_function) napi_create_reference(env, argv[0], 1, &cbref);
+  napi_value name;
+  napi_create_string_utf8(env, "ref-forwarder", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &actx);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  for (int k = 0; k <= nsock; k++) {
+    whos[k] = k == 0 ? LISTENER : (uint32_t)(k - 1);
+    uv_poll_init(loop, &polls[k], k == 0 ? lfd : bfd[k - 1]);
+    polls[k].data = &whos[k];
+    uv_poll_start(&polls[k], UV_READABLE, on_readable);
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_value f;
+  napi_create_function(env, "start", NAPI_AUTO_LENGTH, start, NULL, &f);
+  napi_set_named_property(env, exports, "start", f);
+  return exports;
+}
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
+#endif

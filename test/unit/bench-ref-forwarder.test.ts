@@ -2,8 +2,8 @@
  * bench/ref-forwarder.c, the C floor of `bench/balancer.ts --ref-forwarder`: compiled here with cc
  * and run on loopback in front of two UDP backends this test plays itself. It must forward round
  * robin with IDs of its own (over several sockets per backend with --sockets, and with the
- * stand-ins for a balancer's extra costs: --work-ns, --pause-us, --touch-bytes, --epoll-timeout),
- * give each client its ID back, drop what matches no query, and refuse bad arguments. Everything
+ * stand-ins for a balancer's extra costs: --work-ns, --pause-us, --touch-bytes, --epoll-timeout;
+ * and built as an addon on Node's loop, bench/ref-on-loop.ts), give each client its ID back, drop what matches no query, and refuse bad arguments. Everything
  * it starts is killed again by PID.
  */
 import { after, test } from 'node:test';
@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/util/net.js';
 import { killChild as kill } from '../helpers/child.js';
@@ -77,10 +77,31 @@ async function client(): Promise<{ sock: dgram.Socket; next: () => Promise<Buffe
   return { sock, next: () => new Promise((res) => { const m = queue.shift(); if (m) res(m); else waiting.push(res); }) };
 }
 
-for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4'],
-  ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096', '--touch-span', '1024'], ['--epoll-timeout', '30']]) {
-  test(`ref-forwarder ${mode.join(' ') || '(no work)'}: round robin, client IDs restored, strays dropped`, async (t) => {
-    const bin = build();
+/** The addon build (-DREF_NAPI), for bench/ref-on-loop.ts, compiled once like the program. */
+let builtAddon: string | undefined;
+function buildAddon(): string {
+  if (builtAddon !== undefined) return builtAddon;
+  const inc = [join(dirname(process.execPath), '..'), '/usr', '/usr/local'].map((p) => join(p, 'include', 'node'))
+    .find((d) => existsSync(join(d, 'node_api.h')));
+  assert.ok(inc, 'Node\'s headers (node_api.h), as native/build.mjs uses them');
+  const out = join(dir, 'ref-forwarder.node');
+  const r = spawnSync('cc', ['-shared', '-fPIC', '-DREF_NAPI', `-I${inc}`, '-O2', '-Wall', '-Werror', '-pthread', '-o', out, src], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `cc: ${r.stderr}`);
+  return (builtAddon = out);
+}
+const runner = fileURLToPath(new URL('../../bench/ref-on-loop.js', import.meta.url));
+
+const modes: [string, () => [string, string[]]][] = [
+  ...[[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4'],
+    ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096', '--touch-span', '1024'], ['--epoll-timeout', '30']]
+    .map((m): [string, () => [string, string[]]] => [`ref-forwarder ${m.join(' ') || '(no work)'}`, () => [build(), m]]),
+  ...['none', 'call', 'work:3', 'work:3:alloc']
+    .map((js): [string, () => [string, string[]]] => [`ref-forwarder on Node's loop, JS ${js}`, () => [process.execPath, [runner, buildAddon(), '--js', js, '--']]]),
+];
+for (const [name, how] of modes) {
+  test(`${name}: round robin, client IDs restored, strays dropped`, async (t) => {
+    const [bin, mode] = how();
+    const onLoop = bin === process.execPath;
     const [a, b] = [await backend(1), await backend(2)];
     const c = await client();
     t.after(() => { a.sock.close(); b.sock.close(); c.sock.close(); });
@@ -111,8 +132,26 @@ for (const mode of [[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-n
     const m = await c.next();
     assert.equal(m.readUInt16BE(0), 0x5555);
     assert.equal(m[3], 1, 'answered by backend a, and the stray before it was dropped');
+    if (onLoop) {
+      // Five queries, each alone in its batch: JS was called once per batch (unless --js none).
+      let out = '';
+      p.stdout!.on('data', (d) => { out += d; });
+      const exited = once(p, 'exit');
+      p.kill('SIGTERM');
+      await exited;
+      assert.match(out, new RegExp(`js calls ${mode[3] === 'none' ? 0 : 5}\\n`));
+    }
   });
 }
+
+test('ref-on-loop refuses bad arguments', () => {
+  const addon = buildAddon();
+  for (const args of [[addon, '--js', 'work:x', '--', '5300', '5301'], [addon, '--bogus'], [addon, '--', '0', '5301'], []]) {
+    const r = spawnSync(process.execPath, [runner, ...args], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(r.status, 2, `${args.join(' ')}: exit 2, not ${r.status} (${r.stderr})`);
+    assert.match(r.stderr, /ref-on-loop: /);
+  }
+});
 
 test('ref-forwarder refuses bad arguments', () => {
   const bin = build();
