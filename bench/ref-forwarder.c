@@ -22,9 +22,9 @@
  * allocating per-query path triggers by volume (hadns: a scavenge every ~8500 queries, 0.2–1.7 ms).
  *
  * --touch-bytes B writes B bytes per forwarded query, one byte in each of B/64 cache lines picked
- * at random in a buffer of --touch-span KiB (default 65536: 64 MiB), inline after the batch: the data-cache footprint of a balancer's
- * bookkeeping (JS objects, maps, a heap), which a busy loop (--work-ns) does not have. On a core
- * shared with a backend, that backend then runs on caches the balancer has evicted.
+ * at random in a buffer of --touch-span KiB (default 65536: 64 MiB), inline after the batch: the
+ * memory footprint of a balancer's bookkeeping (JS objects, maps, a heap), which a busy loop
+ * (--work-ns) does not have. (On our VM it cost p99 only with a span beyond 16 MiB: README #3.)
  *
  * --epoll-timeout MS waits in epoll_wait with that timeout instead of none (-1), as Node's loop
  * does whenever a timer is pending (hadns's deadline and probe timers: 1-63 ms at 10k q/s), so
@@ -34,7 +34,8 @@
  * bench/ref-on-loop.ts): what Node's loop and JS calls cost the same forwarder.
  *
  * Usage: ref-forwarder [--batch 64] [--sockets 1] [--work-ns 0] [--work-in inline|thread]
- *        [--pause-us 0 --pause-after 0] [--touch-bytes 0 [--touch-span KiB]] [--epoll-timeout -1] PORT BACKEND_PORT...
+ *        [--pause-us 0 --pause-after 0] [--touch-bytes 0 [--touch-span KiB]] [--epoll-timeout -1]
+ *        PORT BACKEND_PORT...
  * (127.0.0.1 only; prints "ready" once bound.)
  */
 #define _GNU_SOURCE
@@ -162,7 +163,8 @@ static int setup(int argc, char **argv) {
       || pause_us < 0 || pause_after < 0 || (pause_us > 0) != (pause_after > 0) || touch_bytes < 0
       || touch_span < 1 || touch_span > 1048576 || epoll_timeout < -1 || epoll_timeout > 60000) {
     fprintf(stderr, "usage: ref-forwarder [--batch 1-64] [--sockets 1-4] [--work-ns N] [--work-in inline|thread]"
-                    " [--pause-us U --pause-after N] [--touch-bytes B [--touch-span 1-1048576 KiB]] [--epoll-timeout -1-60000] PORT BACKEND_PORT... (1-8 backends)\n");
+                    " [--pause-us U --pause-after N] [--touch-bytes B [--touch-span 1-1048576 KiB]]"
+                    " [--epoll-timeout -1-60000] PORT BACKEND_PORT... (1-8 backends)\n");
     return 2;
   }
   int lport = port_arg(argv[i]), bport[MAXBACK];

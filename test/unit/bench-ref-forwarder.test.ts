@@ -3,8 +3,9 @@
  * and run on loopback in front of two UDP backends this test plays itself. It must forward round
  * robin with IDs of its own (over several sockets per backend with --sockets, and with the
  * stand-ins for a balancer's extra costs: --work-ns, --pause-us, --touch-bytes, --epoll-timeout;
- * and built as an addon on Node's loop, bench/ref-on-loop.ts), give each client its ID back, drop what matches no query, and refuse bad arguments. Everything
- * it starts is killed again by PID.
+ * and built as an addon on Node's loop, bench/ref-on-loop.ts), give each client its ID back,
+ * drop what matches no query, and refuse bad arguments. Everything it starts is killed again by
+ * PID.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
