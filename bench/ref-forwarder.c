@@ -168,9 +168,8 @@ static int setup(int argc, char **argv) {
     return 2;
   }
   int lport = port_arg(argv[i]), bport[MAXBACK];
-  for (int b = 0; b < nb; b++) bport[b] = port_arg(argv[i + 1 + b]);
   if (lport < 0) return 2;
-  for (int b = 0; b < nb; b++) if (bport[b] < 0) return 2;
+  for (int b = 0; b < nb; b++) if ((bport[b] = port_arg(argv[i + 1 + b])) < 0) return 2;
   lfd = udp_socket();
   nsock = nb * per;
   struct sockaddr_in la = loopback(lport);

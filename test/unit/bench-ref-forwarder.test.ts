@@ -92,17 +92,19 @@ function buildAddon(): string {
 }
 const runner = fileURLToPath(new URL('../../bench/ref-on-loop.js', import.meta.url));
 
-const modes: [string, () => [string, string[]]][] = [
+/** Each way to run the forwarder: its name, the command and arguments before the ports, and for
+ * the addon on Node's loop its JS mode (null: the program). */
+type Mode = { name: string; cmd: () => [string, string[]]; js: string | null };
+const modes: Mode[] = [
   ...[[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4'],
     ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096', '--touch-span', '1024'], ['--epoll-timeout', '30']]
-    .map((m): [string, () => [string, string[]]] => [`ref-forwarder ${m.join(' ') || '(no work)'}`, () => [build(), m]]),
+    .map((m): Mode => ({ name: `ref-forwarder ${m.join(' ') || '(no work)'}`, cmd: () => [build(), m], js: null })),
   ...['none', 'call', 'work:3', 'work:3:alloc']
-    .map((js): [string, () => [string, string[]]] => [`ref-forwarder on Node's loop, JS ${js}`, () => [process.execPath, [runner, buildAddon(), '--js', js, '--']]]),
+    .map((js): Mode => ({ name: `ref-forwarder on Node's loop, JS ${js}`, cmd: () => [process.execPath, [runner, buildAddon(), '--js', js, '--']], js })),
 ];
-for (const [name, how] of modes) {
+for (const { name, cmd, js } of modes) {
   test(`${name}: round robin, client IDs restored, strays dropped`, async (t) => {
-    const [bin, mode] = how();
-    const onLoop = bin === process.execPath;
+    const [bin, mode] = cmd();
     const [a, b] = [await backend(1), await backend(2)];
     const c = await client();
     t.after(() => { a.sock.close(); b.sock.close(); c.sock.close(); });
@@ -133,14 +135,14 @@ for (const [name, how] of modes) {
     const m = await c.next();
     assert.equal(m.readUInt16BE(0), 0x5555);
     assert.equal(m[3], 1, 'answered by backend a, and the stray before it was dropped');
-    if (onLoop) {
+    if (js !== null) {
       // Five queries, each alone in its batch: JS was called once per batch (unless --js none).
       let out = '';
       p.stdout!.on('data', (d) => { out += d; });
       const exited = once(p, 'exit');
       p.kill('SIGTERM');
       await exited;
-      assert.match(out, new RegExp(`js calls ${mode[3] === 'none' ? 0 : 5}\\n`));
+      assert.match(out, new RegExp(`js calls ${js === 'none' ? 0 : 5}\\n`));
     }
   });
 }
