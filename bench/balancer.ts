@@ -56,6 +56,10 @@
  * rounds of booking-like JS per forwarded query, no garbage), work:N:alloc (the same, allocating).
  * --ref-timeout MS adds it waiting in epoll_wait with a timeout of MS ms (Node's loop passes the
  * next timer's, so every blocking wait arms a kernel timer) instead of none.
+ * --node-too adds hadns as the article's node runs it (examples/article): one daemon whose first
+ * backend is its own resolver (`local`, answering bench.test like the dnsmasq it stands for) and
+ * whose second is the second dnsmasq, the peer's: with --backend-cpus 1,0 that is nginx + dnsmasq
+ * on one core against hadns alone on it.
  * --capture DIR records each balancer's first fixed-rate round with tcpdump on lo (DIR/NAME.pcap)
  * and prints where its latency went (bench/segments.ts): ingress, backend, egress, and per stall
  * how it caught up.
@@ -100,10 +104,11 @@ const o = benchArgs({
   'ref-timeout': { type: 'string' },
   'ref-on-loop': { type: 'string', default: '' },
   'node-flags-too': { type: 'string', default: '' },
+  'node-too': { type: 'boolean', default: false },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …']`);
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]`);
 const DURATION = Number(o.duration);
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
@@ -429,6 +434,32 @@ async function main(): Promise<void> {
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     if (o['env-too']) targets.push({ name: `hadns DNS mode, ${o['env-too']}`, start: hadns(false, true, ENV_TOO) });
     if (NODE_FLAGS_TOO.length > 0) targets.push({ name: `hadns DNS mode, node ${NODE_FLAGS_TOO.join(' ')}`, start: hadns(false, true, {}, NODE_FLAGS_TOO) });
+    if (o['node-too']) {
+      // The article's node as hadns runs it (examples/article): one daemon, its own resolver as
+      // the first backend (`local`, answering bench.test as the first dnsmasq does), the second
+      // dnsmasq as the peer's. Compared with nginx in front of the first dnsmasq (same core with
+      // --backend-cpus 1,0), this is the deployment against the deployment; its CPU column
+      // includes the resolver's work.
+      targets.push({ name: 'hadns node (local resolver + 2nd backend)', start: async () => {
+        const port = await freePort(), rport = await freePort();
+        const cfg = join(dir, 'hadns-node.yaml'); // JSON is YAML
+        writeFileSync(cfg, JSON.stringify({
+          log: { level: 'error' },
+          resolver: {
+            listen: [`127.0.0.1:${rport}`], local_ttl: 300, upstreams: { servers: [] },
+            wildcards: [{ domain: 'bench.test', addresses: ['192.0.2.1'] }],
+          },
+          balancer: { services: [{
+            name: 'dns', mode: 'dns', listen: [`udp://127.0.0.1:${port}`],
+            pool: { backends: [{ address: 'local' }, { address: `127.0.0.1:${bports[1]}` }] },
+            health_check: { name: 'n1.bench.test' },
+          }] },
+        }));
+        const p = run(SCPU, process.execPath, [join(root, 'bin/hadns'), 'start', '--config', cfg]);
+        await waitAnswering(port, 'hadns node', p);
+        return { p, port };
+      } });
+    }
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {
       targets.push({ name: 'dnsdist (no cache)', start: async () => {
