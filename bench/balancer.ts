@@ -29,8 +29,6 @@
  * before it is sent); --book-now-too likewise with forwarded queries booked by JS in the wake-up
  * that forwarded them (HADNS_FORWARD_BOOK=now) rather than after the loop has served every ready
  * socket.
- * --yield-off-too likewise with yield_cpu: off on both backends (by default, auto, hadns yields
- * its CPU after forwarding to them, as they are on loopback: udp_batch.c "Yielding").
  * --env-too 'HADNS_A=1,HADNS_B=x' likewise adds a hadns with that environment (e.g. libuv's
  * double poll kept and bookings made whole: HADNS_LOOP_IDLE_TIME=1,HADNS_FORWARD_BOOK=whole).
  * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise
@@ -94,7 +92,6 @@ const o = benchArgs({
   'relay-off-too': { type: 'boolean', default: false },
   'forwarding-off-too': { type: 'boolean', default: false },
   'book-now-too': { type: 'boolean', default: false },
-  'yield-off-too': { type: 'boolean', default: false },
   stall: { type: 'string', default: '' },
   'stall-by': { type: 'string', default: 'stop' },
   'env-too': { type: 'string', default: '' },
@@ -418,12 +415,12 @@ async function main(): Promise<void> {
         return { p, port };
       } });
     } else log('nginx with the stream module not installed: skipped (apt-get install -y nginx-light libnginx-mod-stream)');
-    const hadns = (cache: boolean, relay = true, extra: NodeJS.ProcessEnv = {}, nodeFlags: string[] = [], yieldCpu = 'auto') => async () => {
+    const hadns = (cache: boolean, relay = true, extra: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []) => async () => {
       const port = await freePort();
-      const cfg = join(dir, `hadns-${cache}-${relay}-${yieldCpu}.json`);
+      const cfg = join(dir, `hadns-${cache}-${relay}.json`);
       writeFileSync(cfg, JSON.stringify({ services: [{
         name: 'dns', mode: 'dns', listen: [`udp://127.0.0.1:${port}`],
-        pool: { backends: bports.map((b) => ({ address: `127.0.0.1:${b}`, yield_cpu: yieldCpu })) },
+        pool: { backends: bports.map((b) => ({ address: `127.0.0.1:${b}` })) },
         health_check: { name: 'n1.bench.test' }, cache: { enabled: cache, size: 20_000 },
       }] }));
       const p = run(SCPU, process.execPath, [...nodeFlags, join(root, 'dist/bench/balancer-server.js'), cfg],
@@ -434,7 +431,6 @@ async function main(): Promise<void> {
     targets.push({ name: 'hadns DNS mode', start: hadns(false) });
     if (o['relay-off-too']) targets.push({ name: 'hadns DNS mode, relay off', start: hadns(false, false) });
     if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
-    if (o['yield-off-too']) targets.push({ name: 'hadns DNS mode, yield_cpu off', start: hadns(false, true, {}, [], 'off') });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     if (o['env-too']) targets.push({ name: `hadns DNS mode, ${o['env-too']}`, start: hadns(false, true, ENV_TOO) });
     if (NODE_FLAGS_TOO.length > 0) targets.push({ name: `hadns DNS mode, node ${NODE_FLAGS_TOO.join(' ')}`, start: hadns(false, true, {}, NODE_FLAGS_TOO) });

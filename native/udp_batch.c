@@ -30,12 +30,11 @@
  *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
  *   loopIdleTime(on) -> the previous setting (0|1), or -1: left alone (see js_loop_idle_time)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
- *   relay(handle, route, claim, ring, tag, yieldCpu = false)   the reply relay, below; yieldCpu:
- *     its backend runs on this host (see "Yielding" below)
+ *   relay(handle, route, claim, ring, tag)   the reply relay, below
  *   forward(handle, tickets, times, arena, book, bookNow, interleave = true, blocks = true)
  *     query forwarding on a listener, below; book(max) -> how many used tickets JS left unbooked
  *   burstStats() -> [bursts, answers relayed during them, relay batches left to JS meanwhile,
- *     bursts laid out in blocks, yields]
+ *     bursts laid out in blocks]
  *
  * The reply relay (balancer, src/balancer/relay.ts). Entering JS for each backend answer was the
  * largest share of the balancer's user-space CPU per query (1-3.7 µs of ~42 at 10k q/s). So for
@@ -93,16 +92,6 @@
  * are run one at a time until their queue is empty: dealt alternately, half of the oldest
  * queries would wait for the other backend's whole share. Where backends run in parallel each
  * one's queue is as long either way.
- *
- * Yielding. A backend on this host (nginx's place taken in front of the node's own dnsmasq) may
- * share a CPU with the balancer. Its query then waits until the balancer sleeps: after the
- * wake-up's sends come the booking JS and the epoll call, and the answer wakes the balancer a
- * second time. When a wake-up forwarded a query on a socket marked yieldCpu, the balancer gives
- * up its CPU once with sched_yield() after the sends: a backend that is runnable on the same CPU
- * answers first, and the balancer finds the answer waiting when it goes on (one sleep and
- * wake-up fewer). On another CPU, or with nothing else runnable, it is one cheap system call.
- * Measured (bench/balancer.ts, --backend-cpus 1,0): p50 lower in 21 of 24 rounds, 1.4 µs less
- * CPU per query at 10k q/s; no change in the default topology.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -193,7 +182,6 @@ typedef struct {
    * sockets by it (plan_blocks). peer[0] is 0 until then. */
   int32_t peer[6];
   int blocks; /* a listener: a burst is sent in one block per backend (plan_blocks) */
-  int yield_cpu; /* a relay socket whose backend runs on this host (see "Yielding") */
 } ub_t;
 
 static ub_t *reg[REG_MAX];
@@ -422,11 +410,6 @@ static void note_question(ub_t *s, const uint8_t *p, int len) {
 
 static int flush_out(ub_t *s, int n);
 
-/* A query left in this wake-up on a yieldCpu socket: yield once the sends are out (see
- * "Yielding"); and how many times that was done. */
-static int yield_due = 0;
-static double n_yields = 0;
-
 /* Listeners holding relayed answers during one wake-up. */
 #define MAX_TOUCHED 32
 static ub_t *touched[MAX_TOUCHED];
@@ -635,7 +618,6 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   e[R_QE] = qe;
   e[R_QLEN] = -1; /* note_question sets it when the query leaves */
   u->claim[qidx] = qgen;
-  if (u->yield_cpu) yield_due = 1;
   int k = take_out_slot(u);
   uint8_t *out = u->out_buf + (size_t)k * (size_t)u->slot_size;
   memcpy(out, p, (size_t)len);
@@ -962,11 +944,6 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       else flush_touched();
     }
     if (ndeferred > 0) run_deferred();
-    if (yield_due) {
-      yield_due = 0;
-      n_yields++;
-      sched_yield();
-    }
     if (s->closed) break;
     if (relayed == n) {
       if (s->fwd && !s->closed) {
@@ -1092,8 +1069,8 @@ static napi_value js_index(napi_env env, napi_callback_info info) {
 
 /* relay(handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag) */
 static napi_value js_relay(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  ub_t *s = ub_args(env, info, 6, argv, 1);
+  napi_value argv[5];
+  ub_t *s = ub_args(env, info, 5, argv, 1);
   if (!s) return NULL;
   if (s->relay) { napi_throw_error(env, NULL, "relay already on"); return NULL; }
   void *p[3];
@@ -1122,9 +1099,6 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   s->claim_cap = (uint32_t)count[1];
   s->ring = ring;
   s->tag = arg_i32(env, argv[4]);
-  bool y = false;
-  if (napi_get_value_bool(env, argv[5], &y) != napi_ok) y = false;
-  s->yield_cpu = y ? 1 : 0;
   s->relay = 1;
   return NULL;
 }
@@ -1183,13 +1157,13 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
 }
 
 /* burstStats() -> [bursts, answers relayed between a burst's sends, relay batches left to JS,
- * bursts laid out in blocks, yields after forwarding (see "Yielding")] */
+ * bursts laid out in blocks] */
 static napi_value js_burst_stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value arr, v;
-  napi_create_array_with_length(env, 5, &arr);
-  double c[5] = { n_bursts, n_between, n_deferred, n_blocked, n_yields };
-  for (uint32_t i = 0; i < 5; i++) { napi_create_double(env, c[i], &v); napi_set_element(env, arr, i, v); }
+  napi_create_array_with_length(env, 4, &arr);
+  double c[4] = { n_bursts, n_between, n_deferred, n_blocked };
+  for (uint32_t i = 0; i < 4; i++) { napi_create_double(env, c[i], &v); napi_set_element(env, arr, i, v); }
   return arr;
 }
 

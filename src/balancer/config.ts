@@ -87,8 +87,6 @@ const backendSchema = z.object({
   max_fails: z.number().int().min(0).default(3)
     .describe('Passive health: failures of real traffic within fail_timeout that take the backend out for fail_timeout (nginx max_fails; 0 disables).'),
   fail_timeout: duration('Window for max_fails, and time out of rotation once it trips (nginx fail_timeout).').default(10_000),
-  yield_cpu: z.enum(['auto', 'on', 'off']).default('auto')
-    .describe('DNS mode: after forwarding a query to this backend, give up the CPU once (sched_yield), so that a backend process on this host that shares the CPU answers before the balancer does its bookkeeping. auto: when the address is a loopback address or one of this host\'s.'),
 });
 
 const poolSchema = z.object({

@@ -39,7 +39,6 @@ import { createPolicy, hashString, type Policy, type PoolMember } from './policy
 import { bindUdp, closeServer, connectUdp, formatHostPort, GenFifo, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { splitHostPort } from './config.js';
 import { BatchUdpSocket, batchSeq, copyBytes, formatWords, META, useBatchUdp } from '../util/udp-batch.js';
-import { isHostAddress } from '../util/net.js';
 import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
@@ -185,8 +184,6 @@ export interface BackendStats {
   weight: number;
   backup: boolean;
   down: boolean;
-  /** Whether the balancer yields its CPU after forwarding here (yield_cpu; a backend on this host). */
-  yieldCpu: boolean;
   queries: number;
   answers: number;
   /** Attempts hedged to another backend after the adaptive timeout. */
@@ -207,8 +204,6 @@ export class DnsBackend implements PoolMember {
   readonly local: boolean;
   readonly host: string;
   readonly port: number;
-  /** Whether a wake-up that forwarded a query here gives up the CPU after its sends (yield_cpu). */
-  readonly yieldCpu: boolean;
   active = 0;
   readonly udp: UdpChannel[] = [];
   private nextUdp = 0;
@@ -230,7 +225,6 @@ export class DnsBackend implements PoolMember {
       const hp = splitHostPort(cfg.address);
       this.host = hp.host; this.port = hp.port;
     }
-    this.yieldCpu = !this.local && (cfg.yield_cpu === 'on' || (cfg.yield_cpu === 'auto' && isHostAddress(this.host)));
     this.health = new BackendHealth({
       passive: { maxFails: cfg.max_fails, failTimeoutMs: cfg.fail_timeout },
       active: { rise: svc.health_check.rise, fall: svc.health_check.fall },
@@ -410,7 +404,7 @@ export class DnsProxy {
             sock.onException = (e) => this.log.error({ service: this.name, err: String(e) }, 'balancer: error handling an answer');
             if (this.relay) {
               ch.route = RelayTables.newRoute();
-              sock.enableRelay(ch.route, this.relay.claim, this.relay.ring, this.relayChans.length, b.yieldCpu);
+              sock.enableRelay(ch.route, this.relay.claim, this.relay.ring, this.relayChans.length);
               this.relayChans.push(ch);
             }
             sock.start();
@@ -1201,7 +1195,7 @@ export class DnsProxy {
     return {
       name: this.name, mode: 'dns', ...this.stat, live: this.liveQueries,
       backends: this.backends.map((b) => ({
-        address: b.id, state: b.down ? 'down' : b.health.state(now), weight: b.weight, backup: b.backup, down: b.down, yieldCpu: b.yieldCpu,
+        address: b.id, state: b.down ? 'down' : b.health.state(now), weight: b.weight, backup: b.backup, down: b.down,
         ...b.stats, outstanding: b.active, latencyMs: b.health.latency.srtt, timeoutMs: b.health.latency.timeout(), latency: b.health.histogram.view(),
       })),
     };

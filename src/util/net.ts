@@ -2,7 +2,6 @@
 import dgram from 'node:dgram';
 import net, { isIP } from 'node:net';
 import { once } from 'node:events';
-import { networkInterfaces } from 'node:os';
 
 /** dgram reusePort arrived in Node 22.12 / 23.1; use it only where the runtime has it. */
 export function hasReusePort(): boolean {
@@ -75,39 +74,4 @@ export class FrameDeadline {
   clear(): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
   }
-}
-
-/** An IPv6 literal in one canonical form (the URL parser's: RFC 5952 compression, lower case). */
-function canonicalIp6(a: string): string {
-  return new URL(`http://[${a}]/`).hostname.slice(1, -1);
-}
-
-/**
- * Whether `ip` (a literal) is an address of this host: loopback (127.0.0.0/8, ::1, either as an
- * IPv4-mapped IPv6 address too) or an address on one of `ifs` (default: this host's interfaces,
- * as they are now).
- */
-export function isHostAddress(ip: string, ifs: ReturnType<typeof networkInterfaces> = networkInterfaces()): boolean {
-  let a = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
-  const pct = a.indexOf('%');
-  if (pct >= 0) a = a.slice(0, pct);
-  let f = isIP(a);
-  if (f === 0) return false;
-  if (f === 6) {
-    a = canonicalIp6(a);
-    const m = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a); // IPv4-mapped (the URL parser writes it in hex)
-    if (m) {
-      const hi = parseInt(m[1], 16), lo = parseInt(m[2], 16);
-      a = `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-      f = 4;
-    }
-  }
-  if (f === 4 ? a.startsWith('127.') : a === '::1') return true;
-  for (const list of Object.values(ifs)) {
-    for (const ni of list ?? []) {
-      const b = ni.family === 'IPv6' ? canonicalIp6(ni.address) : ni.address;
-      if (b === a) return true;
-    }
-  }
-  return false;
 }

@@ -32,9 +32,9 @@ interface Addon {
   close(h: Handle): void;
   idleThread(tid: number): number;
   loopIdleTime(on: boolean): number;
-  burstStats(): [number, number, number, number, number?];
+  burstStats(): [number, number, number, number];
   index(h: Handle): number;
-  relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number, yieldCpu?: boolean): void;
+  relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
   forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean, blocks?: boolean): void;
 }
 
@@ -101,14 +101,13 @@ export function dropLoopIdleTime(): boolean {
  * Counts, for this process, of query bursts on forwarding listeners sent with the backends'
  * answers relayed in between (udp_batch.c, flush_burst): bursts, answers relayed during them,
  * relay-socket batches that then waited for JS until the burst was out, and bursts laid out in
- * one block per backend (plan_blocks), and wake-ups that gave up the CPU after forwarding to a
- * backend on this host (yieldCpu, udp_batch.c "Yielding"). Null without the addon.
+ * one block per backend (plan_blocks). Null without the addon.
  */
-export function burstStats(): { bursts: number; relayedBetween: number; deferred: number; blocked: number; yields: number } | null {
+export function burstStats(): { bursts: number; relayedBetween: number; deferred: number; blocked: number } | null {
   const a = load();
   if (!a || typeof a.burstStats !== 'function') return null;
-  const [bursts, relayedBetween, deferred, blocked, yields] = a.burstStats();
-  return { bursts, relayedBetween, deferred, blocked, yields: yields ?? 0 };
+  const [bursts, relayedBetween, deferred, blocked] = a.burstStats();
+  return { bursts, relayedBetween, deferred, blocked };
 }
 
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */
@@ -247,13 +246,11 @@ export class BatchUdpSocket {
 
   /**
    * Turns the reply relay on for this (upstream) socket: plain answers are sent on to clients by
-   * the addon (src/balancer/relay.ts has the tables). With `yieldCpu` (a backend on this host) a
-   * wake-up that forwarded a query on this socket gives up the CPU once after its sends, so the
-   * backend can answer first (udp_batch.c, "Yielding"). Throws where the addon predates it.
+   * the addon (src/balancer/relay.ts has the tables). Throws where the addon predates it.
    */
-  enableRelay(route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number, yieldCpu = false): void {
+  enableRelay(route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void {
     if (typeof this.a.relay !== 'function') throw new Error('udp_batch addon without relay (npm run build:native)');
-    this.a.relay(this.h, route, claim, ring, tag, yieldCpu);
+    this.a.relay(this.h, route, claim, ring, tag);
   }
 
   /**

@@ -71,13 +71,3 @@ test('JSON Schema is exported and docs/configuration.md matches the schema', () 
   const committed = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
   assert.equal(committed.trimEnd(), configReferenceMarkdown().trimEnd(), 'run: bin/hadns schema --markdown > docs/configuration.md');
 });
-
-test('a balancer backend\'s yield_cpu defaults to auto, and a wrong value is named with file and line', () => {
-  const ok = parseNative('balancer:\n  services:\n    - name: dns\n      listen: ["127.0.0.1:5300"]\n      pool:\n        backends:\n          - address: "127.0.0.1:5301"\n          - { address: "127.0.0.1:5302", yield_cpu: off }\n', 'b.yaml');
-  assert.deepEqual(ok.diagnostics, []);
-  assert.deepEqual(ok.config!.balancer!.services[0]!.pool.backends.map((b) => b.yield_cpu), ['auto', 'off']);
-  const bad = parseNative('balancer:\n  services:\n    - name: dns\n      listen: ["127.0.0.1:5300"]\n      pool:\n        backends:\n          - address: "127.0.0.1:5301"\n            yield_cpu: yes\n', 'b.yaml');
-  assert.equal(bad.config, undefined);
-  const lines = bad.diagnostics.map(formatDiagnostic);
-  assert.ok(lines.some((l) => /^b\.yaml:8: balancer\.services\[0\]\.pool\.backends\[0\]\.yield_cpu: must be one of "auto", "on", "off"/.test(l)), lines.join('\n'));
-});
