@@ -17,6 +17,7 @@ import { createLogger } from '../util/log.js';
 import { HadnsNode } from '../node/node.js';
 import { startObserve, type ObserveServer } from '../observe/http.js';
 import { apiUrlFromConfig, DEFAULT_API_URL, fetchStatus, renderStatus } from '../observe/status.js';
+import { DAEMON_NODE_FLAGS, missingDaemonFlags } from '../util/node-flags.js';
 
 const VERSION = (() => {
   try {
@@ -154,6 +155,8 @@ async function cmdStart(argv: string[]): Promise<number> {
   const cfg = loaded.config;
   const log = createLogger(a.values['log-level'] ?? cfg.log.level, cfg.log.format);
   for (const d of loaded.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
+  const missing = missingDaemonFlags();
+  if (missing.length) log.warn({ missing, want: `node ${DAEMON_NODE_FLAGS.join(' ')} bin/hadns start …` }, 'Node runs without the daemon\'s V8 flags (bin/hadns passes them): V8\'s memory reducer can then pause DNS for 5–16 ms under load');
   let node: HadnsNode;
   try {
     node = await HadnsNode.start(cfg, log);

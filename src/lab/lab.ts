@@ -22,6 +22,7 @@ import {
 } from './plan.js';
 import { monoMs, type LoadResult } from './load.js';
 import type { VipSample } from './analysis.js';
+import { DAEMON_NODE_FLAGS } from '../util/node-flags.js';
 
 /** dist/src/lab → the repository root (bin/hadns, dist/). */
 const DIST_LAB = fileURLToPath(new URL('.', import.meta.url));
@@ -227,7 +228,7 @@ export class Lab {
 
   /** Starts (or restarts) a node's `hadns start` in its namespace, with fault injection armed. */
   startNode(node: NodeId): ProcRecord {
-    return this.spawnIn(`node-${node}`, node, [process.execPath, HADNS_BIN, 'start', '--config', this.configPath(node)], { HADNS_FAULT_INJECTION: '1' });
+    return this.spawnIn(`node-${node}`, node, [process.execPath, ...DAEMON_NODE_FLAGS, HADNS_BIN, 'start', '--config', this.configPath(node)], { HADNS_FAULT_INJECTION: '1' });
   }
 
   nodeProc(node: NodeId): ProcRecord | undefined { return this.state.procs[`node-${node}`]; }

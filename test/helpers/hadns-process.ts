@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../../src/util/node-flags.js';
 
 export const HADNS = fileURLToPath(new URL('../../../bin/hadns', import.meta.url));
 
@@ -16,8 +17,14 @@ export class HadnsProcess {
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [HADNS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  /**
+   * `launch`: how the daemon is started. `node+flags` (default) as bin/hadns's first line starts
+   * it, but with this Node; `node` without the daemon's flags (`node bin/hadns …`); `direct` runs
+   * bin/hadns itself, so its `#!/usr/bin/env -S node …` line (and the `node` in PATH) is used.
+   */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, launch: 'node+flags' | 'node' | 'direct' = 'node+flags') {
+    const [cmd, argv] = launch === 'direct' ? [HADNS, args] : [process.execPath, [...(launch === 'node' ? [] : DAEMON_NODE_FLAGS), HADNS, ...args]];
+    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let buf = '';
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();

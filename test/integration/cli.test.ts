@@ -1,11 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, renameSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HadnsProcess, runHadns } from '../helpers/hadns-process.js';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
 import { udpQuery, answersOf, until } from '../helpers/dns-client.js';
+import { DAEMON_NODE_FLAGS } from '../../src/util/node-flags.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hadns-cli-'));
 const procs: HadnsProcess[] = [];
@@ -41,6 +42,29 @@ test('check prints FILE:LINE: message and exits 1 on errors, 0 when fine', () =>
   const g = runHadns(['check', '--config', good]);
   assert.equal(g.code, 0, g.stderr);
   assert.match(g.stderr, /missing-hosts:1: warning: cannot read hosts file/);
+});
+
+test('start: bin/hadns runs Node with the daemon\'s V8 flags, and started without them it says so', async () => {
+  const cfgFile = join(dir, 'flags.yaml');
+  writeFileSync(cfgFile, 'log: { level: info, format: json }\napi: { enabled: false }\nresolver:\n  listen: ["127.0.0.1:0"]\n  cache: { size: 0 }\n  upstreams: { servers: [] }\n');
+  const direct = new HadnsProcess(['start', '--config', cfgFile], {}, 'direct');
+  const bare = new HadnsProcess(['start', '--config', cfgFile], {}, 'node');
+  procs.push(direct, bare);
+  await direct.waitFor((l) => l.msg === 'ready');
+  await bare.waitFor((l) => l.msg === 'ready');
+  // The executable's first line (#!/usr/bin/env -S node …) put the flags on Node's command line.
+  const argv = readFileSync(`/proc/${direct.child.pid}/cmdline`, 'utf8').split('\0');
+  assert.ok(DAEMON_NODE_FLAGS.length > 0);
+  for (const f of DAEMON_NODE_FLAGS) assert.ok(argv.includes(f), argv.join(' '));
+  assert.ok(!direct.lines.some((l) => /V8 flags/.test(l.msg)), direct.stderr);
+  const w = bare.lines.find((l) => /without the daemon's V8 flags/.test(l.msg));
+  assert.ok(w, bare.stderr);
+  assert.equal(w.level, 40);
+  assert.deepEqual(w.missing, [...DAEMON_NODE_FLAGS]);
+  direct.kill();
+  bare.kill();
+  assert.equal(await direct.exited, 0);
+  assert.equal(await bare.exited, 0);
 });
 
 test('schema prints a JSON Schema with the resolver section', () => {

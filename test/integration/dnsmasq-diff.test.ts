@@ -18,6 +18,7 @@ import { once } from 'node:events';
 import dnsPacket from 'dns-packet';
 import { FakeUpstream } from '../helpers/fake-upstream.js';
 import { freePort } from '../../src/util/net.js';
+import { DAEMON_NODE_FLAGS } from '../../src/util/node-flags.js';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
@@ -368,7 +369,7 @@ describe('differential: hadns vs dnsmasq on the same dnsmasq.conf', () => {
       writeFileSync(join(dir, `${side}.conf`), conf(ports[side], up.port, cond.port, trunc.port, hosts), { mode: 0o644 });
     }
     dm = startProc(DNSMASQ, ['-k', `--conf-file=${join(dir, 'dnsmasq.conf')}`, '--pid-file=', '--log-facility=-']);
-    hd = startProc(process.execPath, [HADNS, 'start', '--dnsmasq', join(dir, 'hadns.conf')]);
+    hd = startProc(process.execPath, [...DAEMON_NODE_FLAGS, HADNS, 'start', '--dnsmasq', join(dir, 'hadns.conf')]);
     await Promise.all([
       waitServing(ports.dnsmasq, dm.proc, 'dnsmasq', dm.stderr),
       waitServing(ports.hadns, hd.proc, 'hadns', hd.stderr),
