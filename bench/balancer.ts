@@ -31,8 +31,16 @@
  * socket.
  * --env-too 'HADNS_A=1,HADNS_B=x' likewise adds a hadns with that environment (e.g. libuv's
  * double poll kept and bookings made whole: HADNS_LOOP_IDLE_TIME=1,HADNS_FORWARD_BOOK=whole).
+ * hadns runs with the daemon's Node flags (src/util/node-flags.ts, as bin/hadns passes them).
  * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise
- * adds a hadns whose Node runs with those flags (V8's heap and GC settings; README #3).
+ * adds a hadns whose Node runs with those flags after the daemon's (V8's heap and GC settings;
+ * README #3); a later flag wins, so --node-flags-too=--memory-reducer is hadns with V8's memory
+ * reducer back on.
+ * --burst-first S: before each fixed-rate round, S seconds of saturating load on the same
+ * balancer (not measured), so that each round is "steady load after a burst", for every
+ * balancer alike; with long rounds (--duration 40) that shows what a runtime does after a burst
+ * (V8's memory reducer: README #3). The per-round lines and the table then also give p99.9, the
+ * slowest query and the queries over 5 ms.
  * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
  * balancer, so the p99 columns then compare how each catches up after losing its core, which
@@ -76,6 +84,7 @@ import { once } from 'node:events';
 import { freePort } from '../src/util/net.js';
 import { probeDns } from '../src/node/health.js';
 import { analyze, formatReport, readPcap } from './segments.js';
+import { DAEMON_NODE_FLAGS } from '../src/util/node-flags.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const isTs = import.meta.url.endsWith('.ts');
@@ -105,11 +114,15 @@ const o = benchArgs({
   'ref-on-loop': { type: 'string', default: '' },
   'node-flags-too': { type: 'string', default: '' },
   'node-too': { type: 'boolean', default: false },
+  'burst-first': { type: 'string', default: '0' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]`);
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]
+       [--burst-first S]`);
 const DURATION = Number(o.duration);
+const BURST = Number(o['burst-first']);
+if (!(BURST >= 0)) { process.stderr.write(`--burst-first wants seconds, not ${o['burst-first']}\n`); process.exit(2); }
 const RATE = Number(o.rate);
 const SCPU = o['server-cpu']!;
 const CCPU = o['client-cpu']!;
@@ -352,10 +365,10 @@ async function startCapture(file: string, ports: number[]): Promise<ChildProcess
 }
 
 /** `failed`: answers other than NOERROR (a balancer that gives up answers SERVFAIL rather than nothing). */
-interface PerfResult { qps: number; lost: number; failed: number; sent: number; avgMs: number; p50?: number; p99?: number; latencies?: number[] }
+interface PerfResult { qps: number; lost: number; failed: number; sent: number; avgMs: number; p50?: number; p99?: number; p999?: number; max?: number; over5?: number; latencies?: number[] }
 
-function dnsperf(port: number, file: string, extra: string[], verbose = false): PerfResult {
-  const args = ['-c', CCPU, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(DURATION), '-c', '8', '-q', '500', '-t', '2', ...extra];
+function dnsperf(port: number, file: string, extra: string[], verbose = false, seconds = DURATION): PerfResult {
+  const args = ['-c', CCPU, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-l', String(seconds), '-c', '8', '-q', '500', '-t', '2', ...extra];
   if (verbose) args.push('-v');
   const r = spawnSync('taskset', args, { encoding: 'utf8', maxBuffer: 1 << 30 });
   const out = r.stdout;
@@ -375,7 +388,11 @@ function dnsperf(port: number, file: string, extra: string[], verbose = false): 
     for (const m of out.matchAll(/^> \S+ \S+ \S+ ([\d.]+)$/gm)) lat.push(Number(m[1]) * 1000);
     res.latencies = lat;
     lat.sort((a, b) => a - b);
-    if (lat.length) { res.p50 = lat[Math.floor(lat.length * 0.5)]; res.p99 = lat[Math.floor(lat.length * 0.99)]; }
+    if (lat.length) {
+      res.p50 = lat[Math.floor(lat.length * 0.5)]; res.p99 = lat[Math.floor(lat.length * 0.99)];
+      res.p999 = lat[Math.floor(lat.length * 0.999)]; res.max = lat[lat.length - 1];
+      res.over5 = lat.filter((v) => v > 5).length;
+    }
   }
   if (!Number.isFinite(res.qps)) throw new Error(`dnsperf failed: ${r.stderr || out}`);
   return res;
@@ -423,7 +440,7 @@ async function main(): Promise<void> {
         pool: { backends: bports.map((b) => ({ address: `127.0.0.1:${b}` })) },
         health_check: { name: 'n1.bench.test' }, cache: { enabled: cache, size: 20_000 },
       }] }));
-      const p = run(SCPU, process.execPath, [...nodeFlags, join(root, 'dist/bench/balancer-server.js'), cfg],
+      const p = run(SCPU, process.execPath, [...DAEMON_NODE_FLAGS, ...nodeFlags, join(root, 'dist/bench/balancer-server.js'), cfg],
         relay ? { ...process.env, ...extra } : { ...process.env, ...extra, HADNS_REPLY_RELAY: '0' });
       await waitAnswering(port, 'hadns', p);
       return { p, port };
@@ -455,7 +472,7 @@ async function main(): Promise<void> {
             health_check: { name: 'n1.bench.test' },
           }] },
         }));
-        const p = run(SCPU, process.execPath, [join(root, 'bin/hadns'), 'start', '--config', cfg]);
+        const p = run(SCPU, process.execPath, [...DAEMON_NODE_FLAGS, join(root, 'bin/hadns'), 'start', '--config', cfg]);
         await waitAnswering(port, 'hadns node', p);
         return { p, port };
       } });
@@ -532,6 +549,7 @@ async function main(): Promise<void> {
     // Under a CPU quota the fixed rate may exceed what a balancer gets: latency is measured without one.
     for (let r = 0; r < (QUOTA > 0 ? 0 : ROUNDS); r++) {
       for (const x of live) {
+        if (BURST > 0) dnsperf(x.port, qfile, [], false, BURST);
         const t0 = treeTicks(x.p.pid!), b0 = backends.map((b) => treeTicks(b.pid!));
         const pcap = o.capture && r === 0 ? join(o.capture, `${x.name.replace(/[^\w.-]+/g, '_')}.pcap`) : '';
         const cap = pcap ? await startCapture(pcap, [x.port, ...bports]) : null;
@@ -547,7 +565,8 @@ async function main(): Promise<void> {
         x.ticks += treeTicks(x.p.pid!) - t0;
         for (const [k, b] of backends.entries()) x.bticks[k]! += treeTicks(b.pid!) - b0[k]!;
         x.runs.push(run);
-        log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms lost ${run.lost} not NOERROR ${run.failed}`);
+        log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms`
+          + `${BURST > 0 ? ` p99.9 ${run.p999?.toFixed(3)} ms max ${run.max?.toFixed(2)} ms over 5 ms ${run.over5}` : ''} lost ${run.lost} not NOERROR ${run.failed}`);
       }
     }
     const rows = live.map((x) => {
@@ -558,6 +577,7 @@ async function main(): Promise<void> {
         qps: runs.reduce((a, y) => a + y.qps, 0) / Math.max(1, runs.length), sent: runs.reduce((a, y) => a + y.sent, 0),
         lost: runs.reduce((a, y) => a + y.lost, 0), failed: runs.reduce((a, y) => a + y.failed, 0), avgMs: NaN,
         p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)],
+        p999: lat[Math.floor(lat.length * 0.999)], max: lat[lat.length - 1], over5: runs.reduce((a, y) => a + (y.over5 ?? 0), 0),
       };
       return { name: x.name, max: x.max!, fixed, runs, usPerQuery: (x.ticks / CLK_TCK) * 1e6 / answered,
         backendUs: x.bticks.map((t) => (t / CLK_TCK) * 1e6 / answered), usAtMax: x.usAtMax };
@@ -582,10 +602,14 @@ async function main(): Promise<void> {
       return `${med.toFixed(2)}× (${k}/${q.length} ≤ 1, sign test p ${signTest(k, q.length).toFixed(3)})`;
     };
     const at = `@${RATE} q/s${STALL ? `, ${SPIN ? 'core taken' : 'stopped'} ${STALL[1]} ms every ${STALL[2]} ms` : ''}`;
-    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | backends' CPU µs/query ${at} (cpu ${BCPUS.join(' / ')}) | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |`);
-    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    // After a burst (--burst-first) the rare long pauses matter: p99.9, the slowest query, and
+    // the queries over 5 ms (summed over rounds) as well.
+    const tailHead = BURST > 0 ? ` p99.9 ${at} | slowest | queries over 5 ms |` : '';
+    const tail = (r: (typeof rows)[number]) => (BURST > 0 ? ` ${r.fixed.p999?.toFixed(3)} ms | ${r.fixed.max?.toFixed(2)} ms | ${r.fixed.over5} |` : '');
+    console.log(`| balancer (1 core) | max q/s | vs nginx | lost / not NOERROR at max | CPU µs/query at max | q/s per core (1e6/µs) vs nginx | CPU µs/query ${at} | backends' CPU µs/query ${at} (cpu ${BCPUS.join(' / ')}) | p50 ${at} | p99 ${at} | p99 vs nginx | p99 vs nginx per round: median |${tailHead}`);
+    console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${BURST > 0 ? '---:|---:|---:|' : ''}`);
     for (const r of rows) {
-      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.backendUs.map((u) => u.toFixed(1)).join(' / ')} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |`);
+      console.log(`| ${r.name} | ${r.max.qps.toFixed(0)} | ${ratio(r.max.qps, base?.max.qps)} | ${r.max.lost} / ${r.max.failed} of ${r.max.sent} | ${r.usAtMax.toFixed(1)} | ${(1e6 / r.usAtMax).toFixed(0)} (${ratio(base?.usAtMax ?? NaN, r.usAtMax)}) | ${r.usPerQuery.toFixed(1)} | ${r.backendUs.map((u) => u.toFixed(1)).join(' / ')} | ${r.fixed.p50?.toFixed(3)} ms | ${r.fixed.p99?.toFixed(3)} ms | ${ratio(r.fixed.p99 ?? NaN, base?.fixed.p99)} | ${roundRatios(r)} |${tail(r)}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
