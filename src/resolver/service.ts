@@ -62,8 +62,10 @@ export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (
     for (const f of hostsFilesOf(p)) {
       try {
         const r = parseHosts(read(f), f);
-        hosts.push(...r.entries);
-        diagnostics.push(...r.diagnostics);
+        // One by one, not push(...): spread passes every element as an argument, and a hosts
+        // file of ~125k lines or more (block lists) overflowed the stack and was dropped whole.
+        for (const e of r.entries) hosts.push(e);
+        for (const d of r.diagnostics) diagnostics.push(d);
       } catch (e) {
         diagnostics.push({ file: f, line: 1, severity: 'warning', message: `cannot read hosts file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
       }
@@ -72,7 +74,7 @@ export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (
   const local = new LocalData({
     records: [...cfg.records, ...apiRecords], hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
   });
-  diagnostics.push(...local.diagnostics);
+  for (const d of local.diagnostics) diagnostics.push(d);
 
   const servers = cfg.upstreams.servers.slice();
   if (cfg.upstreams.resolv_file) {

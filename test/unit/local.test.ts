@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseHosts, reverseName, addressFromReverse } from '../../src/resolver/hosts.js';
 import { LocalData, isPrivateReverse } from '../../src/resolver/local.js';
+import { resolverSchema } from '../../src/config/schema.js';
+import { buildTables } from '../../src/resolver/service.js';
 
 const HOSTS = `# article format
 192.168.111.111 xpt.redhat.cn
@@ -110,4 +112,15 @@ test('bad inline record values are reported, not fatal', () => {
   assert.equal(d.diagnostics.length, 1);
   assert.match(d.diagnostics[0].message, /not an IPv4 address/);
   assert.equal(d.lookup('b.example', 1)?.kind, 'answer');
+});
+
+test('a hosts file of 200k lines (a block list) loads whole, not dropped on a stack overflow', () => {
+  const lines: string[] = [];
+  for (let i = 0; i < 200_000; i++) lines.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} h${i}.big.test`);
+  const cfg = resolverSchema.parse({ hosts_files: ['/etc/big-hosts'], upstreams: { servers: ['192.0.2.53'] } });
+  const built = buildTables(cfg, () => lines.join('\n') + '\n');
+  assert.deepEqual(built.diagnostics, []);
+  assert.equal(built.tables.local.size, 400_000); // each name and its PTR name
+  const last = built.tables.local.lookup('h199999.big.test', 1);
+  assert.deepEqual(last, { kind: 'answer', answers: [{ name: 'h199999.big.test', type: 'A', ttl: 0, data: '10.3.13.63' }] });
 });
