@@ -157,6 +157,15 @@ async function cmdStart(argv: string[]): Promise<number> {
   for (const d of loaded.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
   const missing = missingDaemonFlags();
   if (missing.length) log.warn({ missing, want: `node ${DAEMON_NODE_FLAGS.join(' ')} bin/hadns start …` }, 'Node runs without the daemon\'s V8 flags (bin/hadns passes them): V8\'s memory reducer can then pause DNS for 5–16 ms under load');
+  // From here on SIGTERM, SIGINT and SIGHUP never take their default action, which would end the
+  // daemon at once (no VRRP goodbye advert, listeners not closed in order): one that comes while
+  // the node is still starting (VRRP, a large hosts file) is held and acted on once it is up.
+  const held: NodeJS.Signals[] = [];
+  let onSignal = (sig: NodeJS.Signals): void => {
+    if (!held.includes(sig)) held.push(sig);
+    log.info({ signal: sig }, 'signal while starting: acted on once started');
+  };
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => onSignal(sig));
   let node: HadnsNode;
   try {
     node = await HadnsNode.start(cfg, log);
@@ -177,8 +186,6 @@ async function cmdStart(argv: string[]): Promise<number> {
       log.info({ signal: sig }, 'stopping');
       Promise.resolve(api?.close()).then(() => node.stop()).then(() => { log.info('stopped'); resolve(0); }, (e) => { log.error((e as Error).message); resolve(1); });
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
     if (process.env.HADNS_FAULT_INJECTION === '1') {
       // Lab only (hadns lab fault NODE resolver-dead): the resolver stops answering while the
       // process lives, so health → VRRP can be shown. Never set this in production.
@@ -190,7 +197,7 @@ async function cmdStart(argv: string[]): Promise<number> {
         log.warn({ dead: r.dead }, 'fault injection: resolver-dead toggled');
       });
     }
-    process.on('SIGHUP', () => {
+    const reload = () => {
       log.info('SIGHUP: reloading');
       let next;
       try {
@@ -206,7 +213,12 @@ async function cmdStart(argv: string[]): Promise<number> {
         () => log.info('reload done'),
         (e) => log.error({ error: (e as Error).message }, 'reload failed: keeping the running config'),
       );
-    });
+    };
+    onSignal = (sig) => (sig === 'SIGHUP' ? reload() : stop(sig));
+    // Held while starting: a stop wins over a reload.
+    const stopSig = held.find((sig) => sig !== 'SIGHUP');
+    if (stopSig) stop(stopSig);
+    else if (held.length) reload();
   });
 }
 

@@ -67,6 +67,37 @@ test('start: bin/hadns runs Node with the daemon\'s V8 flags, and started withou
   assert.equal(await bare.exited, 0);
 });
 
+test('start: SIGTERM or SIGHUP while the node is still starting is held, then acted on once it is up', async () => {
+  // 200k hosts lines keep the resolver loading for a second or two: the signals land in that time.
+  const big = join(dir, 'big-hosts');
+  const lines: string[] = [];
+  for (let i = 0; i < 200_000; i++) lines.push(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} h${i}.big.test`);
+  writeFileSync(big, lines.join('\n') + '\n');
+  const cfgFile = join(dir, 'slow-start.yaml');
+  writeFileSync(cfgFile, `log: { level: info, format: json }\napi: { enabled: false }\nresolver:\n  listen: ["127.0.0.1:0"]\n  hosts_files: ["${big}"]\n  upstreams: { servers: [] }\n`);
+  const term = new HadnsProcess(['start', '--config', cfgFile]);
+  const hup = new HadnsProcess(['start', '--config', cfgFile]);
+  procs.push(term, hup);
+  await Promise.all([term, hup].map((h) => h.waitFor((l) => l.msg === 'loading local data')));
+  term.kill('SIGTERM');
+  hup.kill('SIGHUP');
+  // Without the early handlers SIGTERM and SIGHUP take their default action: killed, code null.
+  assert.equal(await term.exited, 0, term.stderr);
+  const order = (h: HadnsProcess, msgs: string[]) => msgs.map((m) => h.lines.findIndex((l) => l.msg === m));
+  // (The signal may reach JS only once start is done, as here while the hosts file is parsed:
+  // libuv holds it then; either way it must not kill the process before it is up.)
+  const t = order(term, ['ready', 'stopping', 'stopped']);
+  assert.ok(t.every((i, k) => i >= 0 && (k === 0 || i > t[k - 1]!)), term.stderr);
+  await hup.waitFor((l) => l.msg === 'reload done', 20_000);
+  const u = order(hup, ['ready', 'SIGHUP: reloading', 'reload done']);
+  assert.ok(u.every((i, k) => i >= 0 && (k === 0 || i > u[k - 1]!)), hup.stderr);
+  assert.equal(hup.child.exitCode, null);
+  const port = await hup.udpPort();
+  assert.deepEqual(answersOf(await udpQuery(port, 'h199999.big.test')), ['A 10.3.13.63']);
+  hup.kill('SIGTERM');
+  assert.equal(await hup.exited, 0);
+});
+
 test('schema prints a JSON Schema with the resolver section', () => {
   const r = runHadns(['schema']);
   assert.equal(r.code, 0);
