@@ -17,10 +17,11 @@ export interface HostsEntry {
 
 const NAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_\-.]*[A-Za-z0-9_])?\.?$/;
 
-export function parseHosts(text: string, file: string): { entries: HostsEntry[]; diagnostics: Diagnostic[] } {
+/** `firstLine`: the line number of `text`'s first line (a slice of a larger file). */
+export function parseHosts(text: string, file: string, firstLine = 1): { entries: HostsEntry[]; diagnostics: Diagnostic[] } {
   const entries: HostsEntry[] = [];
   const diagnostics: Diagnostic[] = [];
-  let lineNo = 0;
+  let lineNo = firstLine - 1;
   let start = 0;
   const n = text.length;
   while (start <= n) {

@@ -48,13 +48,26 @@ export class LocalData {
   /** Every proper ancestor of a local name (empty non-terminals answer NODATA, not NXDOMAIN). */
   private readonly ancestors = new Set<string>();
   readonly diagnostics: Diagnostic[] = [];
-  readonly size: number;
   private readonly ttl: number;
 
-  constructor(src: LocalSources) {
-    const ttl = src.localTtl;
-    this.ttl = ttl;
+  /**
+   * Builds the table at once; with `deferred`, empty, for the caller to drive `fill(src)` (which
+   * yields between slices of hosts entries, so that a large file is loaded between other work).
+   */
+  constructor(src: LocalSources, deferred = false) {
+    this.ttl = src.localTtl;
+    if (!deferred) for (const _ of this.fill(src)) { /* to the end */ }
+  }
+
+  /** Names in the table (hosts names, their PTR names, records). */
+  get size(): number { return this.names.size; }
+
+  /** Fills the table from `src`, yielding after every `slice` hosts entries. Run it once. */
+  *fill(src: LocalSources, slice = 1024): Generator<void, void> {
+    const ttl = this.ttl;
+    let k = 0;
     for (const h of src.hosts) {
+      if (++k % slice === 0) yield;
       for (const name of h.names) {
         this.add({ name, type: h.family === 4 ? 'A' : 'AAAA', ttl, data: h.address });
       }
@@ -84,7 +97,6 @@ export class LocalData {
     // Reserved (RFC 2606 .invalid): the node's health probe asks here and gets a local NXDOMAIN,
     // so the check proves the socket and the pipeline without depending on any upstream.
     this.localDomains.add(HEALTH_DOMAIN);
-    this.size = this.names.size;
   }
 
   private add(rr: RR): void {

@@ -50,8 +50,44 @@ function hostsFilesOf(path: string): string[] {
   return [path];
 }
 
+type ReadFile = (p: string) => string;
+const readUtf8: ReadFile = (p) => readFileSync(p, 'utf8');
+/** Hosts lines parsed, and hosts entries put in the table, between two yields of buildSteps. */
+const HOSTS_SLICE = 1024;
+
 /** Reads files and builds the tables; never throws for a bad file (reported, the rest loads). */
-export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (p) => readFileSync(p, 'utf8'), apiRecords: LocalRecordConfig[] = []): BuildResult {
+export function buildTables(cfg: ResolverConfig, read: ReadFile = readUtf8, apiRecords: LocalRecordConfig[] = []): BuildResult {
+  const steps = buildSteps(cfg, read, apiRecords);
+  for (;;) { const r = steps.next(); if (r.done) return r.value; }
+}
+
+/**
+ * The same, giving the event loop a turn between slices of hosts lines: a block list of 200k
+ * lines takes ~1.5–3 s to build here, and built in one go it stopped every answer of the process
+ * (resolver and balancer) that long on every reload. Yields with setImmediate, so queries, timers
+ * and signals are served between slices (a slice is a few milliseconds).
+ */
+export async function buildTablesAsync(cfg: ResolverConfig, read: ReadFile = readUtf8, apiRecords: LocalRecordConfig[] = []): Promise<BuildResult> {
+  const steps = buildSteps(cfg, read, apiRecords);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Where a long text's next slice of `lines` lines ends (after its newline), or text.length. */
+function sliceEnd(text: string, from: number, lines: number): number {
+  let at = from;
+  for (let k = 0; k < lines; k++) {
+    const nl = text.indexOf('\n', at);
+    if (nl < 0) return text.length;
+    at = nl + 1;
+  }
+  return at;
+}
+
+function* buildSteps(cfg: ResolverConfig, read: ReadFile, apiRecords: LocalRecordConfig[]): Generator<void, BuildResult> {
   const diagnostics: Diagnostic[] = [];
   const watch: string[] = [];
   const stamps = new Map<string, string>();
@@ -60,20 +96,30 @@ export function buildTables(cfg: ResolverConfig, read: (p: string) => string = (
     watch.push(p);
     stamps.set(p, fileStamp(p));
     for (const f of hostsFilesOf(p)) {
+      let text: string;
       try {
-        const r = parseHosts(read(f), f);
+        text = read(f);
+      } catch (e) {
+        diagnostics.push({ file: f, line: 1, severity: 'warning', message: `cannot read hosts file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+        continue;
+      }
+      for (let at = 0, line = 1; at < text.length; line += HOSTS_SLICE) {
+        const end = sliceEnd(text, at, HOSTS_SLICE);
+        const r = parseHosts(text.slice(at, end), f, line);
         // One by one, not push(...): spread passes every element as an argument, and a hosts
         // file of ~125k lines or more (block lists) overflowed the stack and was dropped whole.
         for (const e of r.entries) hosts.push(e);
         for (const d of r.diagnostics) diagnostics.push(d);
-      } catch (e) {
-        diagnostics.push({ file: f, line: 1, severity: 'warning', message: `cannot read hosts file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+        at = end;
+        yield;
       }
     }
   }
-  const local = new LocalData({
+  const src = {
     records: [...cfg.records, ...apiRecords], hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
-  });
+  };
+  const local = new LocalData(src, true);
+  yield* local.fill(src, HOSTS_SLICE);
   for (const d of local.diagnostics) diagnostics.push(d);
 
   const servers = cfg.upstreams.servers.slice();
@@ -141,6 +187,10 @@ export class ResolverService {
   private watchTimer: NodeJS.Timeout | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
+  /** The last queued reload (see queue()). */
+  private reloads: Promise<void> = Promise.resolve();
+  private closed = false;
+  private refreshing = false;
   private queryLogBudget = 0;
   private apiRecords: LocalRecordConfig[] = [];
   /** The latest query-log entries (bounded), for the console's query view. */
@@ -161,7 +211,7 @@ export class ResolverService {
     // Large hosts files take a moment: say what is being read, then how long it took.
     if (cfg.hosts_files.length) log.info({ files: cfg.hosts_files }, 'loading local data');
     const t0 = performance.now();
-    const built = buildTables(cfg, undefined, apiRecords);
+    const built = await buildTablesAsync(cfg, undefined, apiRecords);
     if (cfg.hosts_files.length) log.info({ names: built.tables.local.size, ms: Math.round(performance.now() - t0) }, 'local data loaded');
     for (const d of built.diagnostics) log.warn({ file: d.file, line: d.line }, d.message);
     const svc = new ResolverService(cfg, built, log);
@@ -197,18 +247,42 @@ export class ResolverService {
   /** Replaces the records managed through the API (and replication) and rebuilds local data. */
   async setApiRecords(records: LocalRecordConfig[]): Promise<void> {
     this.apiRecords = records;
-    await this.reload(this.cfg);
+    await this.queue(null);
   }
 
   /** Re-reads files for the current config (hosts/resolv-file changed on disk). */
-  refreshFiles(): void { void this.reload(this.cfg); }
+  refreshFiles(): void {
+    // One at a time: the watcher polls every second and a large file takes longer than that to
+    // build; a change made after this refresh read the file is seen against its stamps afterwards.
+    if (this.refreshing) return;
+    this.refreshing = true;
+    this.queue(null)
+      .catch((e) => this.log.error({ error: (e as Error).message }, 'reload failed: keeping the running config'))
+      .finally(() => { this.refreshing = false; });
+  }
 
   /**
    * Applies a new config: builds everything first, then swaps. Listen addresses that changed are
    * re-bound; if that fails the old listeners keep serving and the error is thrown.
    */
-  async reload(cfg: ResolverConfig): Promise<void> {
-    const built = buildTables(cfg, undefined, this.apiRecords);
+  reload(cfg: ResolverConfig): Promise<void> { return this.queue(cfg); }
+
+  /**
+   * Reloads run one after another: a build yields to the event loop (buildTablesAsync), so a file
+   * change or an API write can come while a config reload builds, and must neither interleave
+   * with it nor swap in tables built from an older config after it. `null`: the config that is
+   * current when this reload's turn comes.
+   */
+  private queue(cfg: ResolverConfig | null): Promise<void> {
+    const run = this.reloads.then(() => this.reloadNow(cfg ?? this.cfg));
+    this.reloads = run.catch(() => { /* the caller has the error */ });
+    return run;
+  }
+
+  private async reloadNow(cfg: ResolverConfig): Promise<void> {
+    if (this.closed) return;
+    const built = await buildTablesAsync(cfg, undefined, this.apiRecords);
+    if (this.closed) return;
     for (const d of built.diagnostics) this.log.warn({ file: d.file, line: d.line }, d.message);
     const oldAddrs = JSON.stringify(listenAddresses(this.cfg));
     const newAddrs = JSON.stringify(listenAddresses(cfg));
@@ -257,6 +331,7 @@ export class ResolverService {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.watchTimer) clearInterval(this.watchTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
