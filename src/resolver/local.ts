@@ -50,20 +50,26 @@ export class LocalData {
   readonly diagnostics: Diagnostic[] = [];
   private readonly ttl: number;
 
-  /**
-   * Builds the table at once; with `deferred`, empty, for the caller to drive `fill(src)` (which
-   * yields between slices of hosts entries, so that a large file is loaded between other work).
-   */
-  constructor(src: LocalSources, deferred = false) {
+  /** Builds the table at once (`building` is the same in slices). */
+  constructor(src: LocalSources, empty = false) {
     this.ttl = src.localTtl;
-    if (!deferred) for (const _ of this.fill(src)) { /* to the end */ }
+    if (!empty) for (const _ of this.fill(src, Infinity)) { /* one step */ }
+  }
+
+  /**
+   * Builds the table, yielding after every `slice` hosts entries, so that a large file is loaded
+   * between other work (`yield* LocalData.building(src, n)` gives the table).
+   */
+  static *building(src: LocalSources, slice: number): Generator<void, LocalData> {
+    const local = new LocalData(src, true);
+    yield* local.fill(src, slice);
+    return local;
   }
 
   /** Names in the table (hosts names, their PTR names, records). */
   get size(): number { return this.names.size; }
 
-  /** Fills the table from `src`, yielding after every `slice` hosts entries. Run it once. */
-  *fill(src: LocalSources, slice = 1024): Generator<void, void> {
+  private *fill(src: LocalSources, slice: number): Generator<void, void> {
     const ttl = this.ttl;
     let k = 0;
     for (const h of src.hosts) {

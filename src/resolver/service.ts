@@ -118,8 +118,7 @@ function* buildSteps(cfg: ResolverConfig, read: ReadFile, apiRecords: LocalRecor
   const src = {
     records: [...cfg.records, ...apiRecords], hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
   };
-  const local = new LocalData(src, true);
-  yield* local.fill(src, HOSTS_SLICE);
+  const local = yield* LocalData.building(src, HOSTS_SLICE);
   for (const d of local.diagnostics) diagnostics.push(d);
 
   const servers = cfg.upstreams.servers.slice();
