@@ -316,7 +316,7 @@ export class ResolverService {
     if (!this.watched.length) return;
     const check = () => {
       const f = this.watched.find((x) => fileStamp(x) !== stamps.get(x));
-      if (!f || this.reloadTimer) return;
+      if (!f || this.reloadTimer || this.refreshing) return; // a refresh under way re-arms this when done
       // Debounce bursts of writes into one reload.
       this.reloadTimer = setTimeout(() => {
         this.reloadTimer = null;
