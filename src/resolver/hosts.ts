@@ -17,10 +17,15 @@ export interface HostsEntry {
 
 const NAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_\-.]*[A-Za-z0-9_])?\.?$/;
 
-/** `firstLine`: the line number of `text`'s first line (a slice of a larger file). */
-export function parseHosts(text: string, file: string, firstLine = 1): { entries: HostsEntry[]; diagnostics: Diagnostic[] } {
-  const entries: HostsEntry[] = [];
-  const diagnostics: Diagnostic[] = [];
+/** Receives each good hosts line: its address (IPv6 lower-cased), family and lower-case names. */
+export type HostsSink = (address: string, family: 4 | 6, names: string[], line: number) => void;
+
+/**
+ * Scans hosts text line by line, handing each good line to `sink` and each problem to
+ * `diagnostics`; nothing per line is kept here, so a large file costs only what the sink keeps.
+ * `firstLine`: the line number of `text`'s first line (a slice of a larger file).
+ */
+export function scanHosts(text: string, file: string, firstLine: number, sink: HostsSink, diagnostics: Diagnostic[]): void {
   let lineNo = firstLine - 1;
   let start = 0;
   const n = text.length;
@@ -36,26 +41,37 @@ export function parseHosts(text: string, file: string, firstLine = 1): { entries
     if (line === '') { if (end === n) break; continue; }
     const fields = line.split(/\s+/);
     let address = fields[0];
-    // Zone index (fe80::1%eth0) is meaningless in DNS answers: dnsmasq drops such lines too.
     const family = isIP(address);
     if (family === 0) {
       diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad address "${address}": line ignored` });
+    } else if (address.includes('%')) {
+      // A zone index (fe80::1%eth0) has no meaning in a DNS answer, and the address without it
+      // would be a different host's on another link.
+      diagnostics.push({ file, line: lineNo, severity: 'warning', message: `address "${address}" has a zone index: line ignored` });
     } else if (fields.length < 2) {
       diagnostics.push({ file, line: lineNo, severity: 'warning', message: `no name after "${address}": line ignored` });
     } else {
       if (family === 6) address = address.toLowerCase();
       const names: string[] = [];
-      for (const raw of fields.slice(1)) {
+      for (let i = 1; i < fields.length; i++) {
+        const raw = fields[i];
         if (!NAME_RE.test(raw) || raw.length > 253) {
           diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad name "${raw}" ignored` });
           continue;
         }
         names.push(raw.toLowerCase().replace(/\.$/, ''));
       }
-      if (names.length) entries.push({ address, family: family as 4 | 6, names, file, line: lineNo });
+      if (names.length) sink(address, family as 4 | 6, names, lineNo);
     }
     if (end === n) break;
   }
+}
+
+/** The same, collecting the entries (tests and tools; the resolver feeds a HostsTable instead). */
+export function parseHosts(text: string, file: string, firstLine = 1): { entries: HostsEntry[]; diagnostics: Diagnostic[] } {
+  const entries: HostsEntry[] = [];
+  const diagnostics: Diagnostic[] = [];
+  scanHosts(text, file, firstLine, (address, family, names, line) => { entries.push({ address, family, names, file, line }); }, diagnostics);
   return { entries, diagnostics };
 }
 

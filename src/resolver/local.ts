@@ -1,7 +1,9 @@
 /**
  * Local data: hosts files, inline records, wildcard domains and local-only domains, as one
- * immutable lookup table built at start and on every reload (then swapped atomically).
- * Pure: no I/O here; the service reads the files and hands over their text.
+ * immutable lookup table built at start and on every reload (then swapped atomically). The hosts
+ * part is a HostsTable of its own (compact, built in slices, and kept when only records change);
+ * records, wildcards and local domains are few and built here at once.
+ * Pure: no I/O here; the service reads the files and hands over their data.
  *
  * Answers follow DNS semantics: a name that exists with other types gives NODATA (NOERROR, empty),
  * a name that does not exist under a local domain gives NXDOMAIN; names that are not ours give
@@ -12,7 +14,7 @@ import type { RecordType } from 'dns-packet';
 import type { RR } from '../dns/message.js';
 import type { LocalRecordConfig, ResolverConfig } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostics.js';
-import { reverseName, type HostsEntry } from './hosts.js';
+import { HostsTable } from './hosts-table.js';
 import { recordData } from '../dns/records.js';
 
 /** Domain answered locally (NXDOMAIN) by every resolver, for health probes. */
@@ -35,7 +37,7 @@ import { lowerName } from '../dns/records.js';
 
 export interface LocalSources {
   records: LocalRecordConfig[];
-  hosts: HostsEntry[];
+  hosts: HostsTable;
   wildcards: ResolverConfig['wildcards'];
   localDomains: string[];
   localTtl: number;
@@ -49,40 +51,13 @@ export class LocalData {
   private readonly ancestors = new Set<string>();
   readonly diagnostics: Diagnostic[] = [];
   private readonly ttl: number;
+  /** The hosts files' data (shared with the next tables when only records change). */
+  readonly hosts: HostsTable;
 
-  /** Builds the table at once (`building` is the same in slices). */
-  constructor(src: LocalSources, empty = false) {
+  constructor(src: LocalSources) {
     this.ttl = src.localTtl;
-    if (!empty) for (const _ of this.fill(src, Infinity)) { /* one step */ }
-  }
-
-  /**
-   * Builds the table, yielding after every `slice` hosts entries, so that a large file is loaded
-   * between other work (`yield* LocalData.building(src, n)` gives the table).
-   */
-  static *building(src: LocalSources, slice: number): Generator<void, LocalData> {
-    const local = new LocalData(src, true);
-    yield* local.fill(src, slice);
-    return local;
-  }
-
-  /** Names in the table (hosts names, their PTR names, records). */
-  get size(): number { return this.names.size; }
-
-  private *fill(src: LocalSources, slice: number): Generator<void, void> {
+    this.hosts = src.hosts;
     const ttl = this.ttl;
-    let k = 0;
-    for (const h of src.hosts) {
-      if (++k % slice === 0) yield;
-      for (const name of h.names) {
-        this.add({ name, type: h.family === 4 ? 'A' : 'AAAA', ttl, data: h.address });
-      }
-      // PTR: the first name seen for an address is canonical (dnsmasq does the same).
-      const rev = reverseName(h.address);
-      if (!this.names.get(rev)?.rrs.some((r) => r.type === 'PTR')) {
-        this.add({ name: rev, type: 'PTR', ttl, data: h.names[0] });
-      }
-    }
     for (const r of src.records) {
       try {
         const name = lowerName(r.name);
@@ -105,6 +80,37 @@ export class LocalData {
     this.localDomains.add(HEALTH_DOMAIN);
   }
 
+  /** Names in the table (hosts names, their PTR names, records). */
+  get size(): number { return this.names.size + this.hosts.size; }
+
+  /**
+   * A name's data: the hosts files' A/AAAA (or PTR) first, then the records' (duplicates of a
+   * hosts RR left out), as when both went into one table in that order.
+   */
+  private nameData(name: string): NameData | undefined {
+    const rec = this.names.get(name);
+    const h = this.hostsRrs(name);
+    if (h === null) return rec;
+    if (rec === undefined) return { rrs: h };
+    for (const rr of rec.rrs) if (!h.some((x) => sameRr(x, rr))) h.push(rr);
+    return { rrs: h, cname: rec.cname };
+  }
+
+  private hostsRrs(name: string): RR[] | null {
+    const ttl = this.ttl;
+    let out: RR[] | null = null;
+    const a = this.hosts.addresses(name);
+    if (a !== undefined) {
+      out = [];
+      for (const data of typeof a === 'string' ? [a] : a) out.push({ name, type: data.includes(':') ? 'AAAA' : 'A', ttl, data } as RR);
+    }
+    if (name.endsWith('.arpa')) {
+      const ptr = this.hosts.ptrName(name);
+      if (ptr !== undefined) (out ??= []).push({ name, type: 'PTR', ttl, data: ptr } as RR);
+    }
+    return out;
+  }
+
   private add(rr: RR): void {
     let nd = this.names.get(rr.name);
     if (!nd) {
@@ -118,8 +124,8 @@ export class LocalData {
       nd.cname = rr;
       return;
     }
-    // Duplicate A/AAAA from several hosts lines collapse into one RR.
-    if (nd.rrs.some((x) => x.type === rr.type && JSON.stringify(x.data) === JSON.stringify(rr.data))) return;
+    // The same record twice collapses into one RR.
+    if (nd.rrs.some((x) => sameRr(x, rr))) return;
     nd.rrs.push(rr);
   }
 
@@ -136,7 +142,7 @@ export class LocalData {
 
   /** Looks up a lower-case name (no trailing dot) and numeric qtype. */
   lookup(name: string, qtype: number): LocalAnswer | null {
-    const nd = this.names.get(name);
+    const nd = this.nameData(name);
     if (nd) return this.answerFrom(name, nd, qtype);
     // Wildcard domains: the most specific matching domain wins.
     let n = name;
@@ -161,7 +167,7 @@ export class LocalData {
       if (i < 0) break;
       n = n.slice(i + 1);
     }
-    if (this.ancestors.has(name)) return { kind: 'nodata' };
+    if (this.ancestors.has(name) || this.hosts.hasBelow(name)) return { kind: 'nodata' };
     if (this.isLocalOnly(name)) return { kind: 'nxdomain' };
     return null;
   }
@@ -172,7 +178,7 @@ export class LocalData {
       const answers: RR[] = [nd.cname];
       let target = nd.cname.data as string;
       for (let hops = 0; hops < 8; hops++) {
-        const t = this.names.get(target);
+        const t = this.nameData(target);
         if (!t) break;
         if (t.cname) { answers.push(t.cname); target = t.cname.data as string; continue; }
         for (const rr of t.rrs) if (qtype === T_ANY || TYPE_OF[rr.type] === qtype) answers.push(rr);
@@ -186,6 +192,10 @@ export class LocalData {
     return { kind: 'nodata' };
   }
 
+}
+
+function sameRr(a: RR, b: RR): boolean {
+  return a.type === b.type && (a.data === b.data || JSON.stringify(a.data) === JSON.stringify(b.data));
 }
 
 /** Private ranges whose reverse lookups bogus-priv keeps local (RFC 1918, link-local, ULA, loopback). */

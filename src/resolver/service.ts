@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import type { LocalRecordConfig, ResolverConfig } from '../config/schema.js';
 import { parseHostPort } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostics.js';
-import { parseHosts, type HostsEntry } from './hosts.js';
+import { scanHosts } from './hosts.js';
+import { HostsTable } from './hosts-table.js';
 import { LocalData } from './local.js';
 import { PacketCache } from './cache.js';
 import { UpstreamGroup, parseResolvConf, type Server } from './upstreams.js';
@@ -55,9 +56,13 @@ const readUtf8: ReadFile = (p) => readFileSync(p, 'utf8');
 /** Hosts lines parsed, and hosts entries put in the table, between two yields of buildSteps. */
 const HOSTS_SLICE = 1024;
 
-/** Reads files and builds the tables; never throws for a bad file (reported, the rest loads). */
-export function buildTables(cfg: ResolverConfig, read: ReadFile = readUtf8, apiRecords: LocalRecordConfig[] = []): BuildResult {
-  const steps = buildSteps(cfg, read, apiRecords);
+/**
+ * Reads files and builds the tables; never throws for a bad file (reported, the rest loads).
+ * `hosts`: the hosts part of the current tables, to keep instead of re-reading the files (when
+ * only records changed, e.g. an API write); its warnings were given when it was built.
+ */
+export function buildTables(cfg: ResolverConfig, read: ReadFile = readUtf8, apiRecords: LocalRecordConfig[] = [], hosts?: HostsTable): BuildResult {
+  const steps = buildSteps(cfg, read, apiRecords, hosts);
   for (;;) { const r = steps.next(); if (r.done) return r.value; }
 }
 
@@ -67,8 +72,8 @@ export function buildTables(cfg: ResolverConfig, read: ReadFile = readUtf8, apiR
  * (resolver and balancer) that long on every reload. Yields with setImmediate, so queries, timers
  * and signals are served between slices (a slice is a few milliseconds).
  */
-export async function buildTablesAsync(cfg: ResolverConfig, read: ReadFile = readUtf8, apiRecords: LocalRecordConfig[] = []): Promise<BuildResult> {
-  const steps = buildSteps(cfg, read, apiRecords);
+export async function buildTablesAsync(cfg: ResolverConfig, read: ReadFile = readUtf8, apiRecords: LocalRecordConfig[] = [], hosts?: HostsTable): Promise<BuildResult> {
+  const steps = buildSteps(cfg, read, apiRecords, hosts);
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
@@ -87,38 +92,44 @@ function sliceEnd(text: string, from: number, lines: number): number {
   return at;
 }
 
-function* buildSteps(cfg: ResolverConfig, read: ReadFile, apiRecords: LocalRecordConfig[]): Generator<void, BuildResult> {
-  const diagnostics: Diagnostic[] = [];
-  const watch: string[] = [];
-  const stamps = new Map<string, string>();
-  const hosts: HostsEntry[] = [];
-  for (const p of cfg.hosts_files) {
-    watch.push(p);
-    stamps.set(p, fileStamp(p));
+/** Reads the hosts files into a table, yielding after every slice of lines. */
+function* readHosts(paths: string[], read: ReadFile): Generator<void, HostsTable> {
+  const table = new HostsTable();
+  const sink = (address: string, family: 4 | 6, names: string[]) => table.add(address, family, names);
+  for (const p of paths) {
+    table.stamps.set(p, fileStamp(p));
     for (const f of hostsFilesOf(p)) {
       let text: string;
       try {
         text = read(f);
       } catch (e) {
-        diagnostics.push({ file: f, line: 1, severity: 'warning', message: `cannot read hosts file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
+        table.diagnostics.push({ file: f, line: 1, severity: 'warning', message: `cannot read hosts file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` });
         continue;
       }
       for (let at = 0, line = 1; at < text.length; line += HOSTS_SLICE) {
         const end = sliceEnd(text, at, HOSTS_SLICE);
-        const r = parseHosts(text.slice(at, end), f, line);
-        // One by one, not push(...): spread passes every element as an argument, and a hosts
-        // file of ~125k lines or more (block lists) overflowed the stack and was dropped whole.
-        for (const e of r.entries) hosts.push(e);
-        for (const d of r.diagnostics) diagnostics.push(d);
+        scanHosts(text.slice(at, end), f, line, sink, table.diagnostics);
         at = end;
         yield;
       }
     }
   }
-  const src = {
+  table.seal();
+  return table;
+}
+
+function* buildSteps(cfg: ResolverConfig, read: ReadFile, apiRecords: LocalRecordConfig[], reuse?: HostsTable): Generator<void, BuildResult> {
+  const diagnostics: Diagnostic[] = [];
+  const watch: string[] = [];
+  const stamps = new Map<string, string>();
+  const hosts = reuse ?? (yield* readHosts(cfg.hosts_files, read));
+  if (!reuse) for (const d of hosts.diagnostics) diagnostics.push(d);
+  // Stamps of when the files were read: a change since is seen by the watcher, also when the
+  // table was kept.
+  for (const [p, stamp] of hosts.stamps) { watch.push(p); stamps.set(p, stamp); }
+  const local = new LocalData({
     records: [...cfg.records, ...apiRecords], hosts, wildcards: cfg.wildcards, localDomains: cfg.local_domains, localTtl: cfg.local_ttl,
-  };
-  const local = yield* LocalData.building(src, HOSTS_SLICE);
+  });
   for (const d of local.diagnostics) diagnostics.push(d);
 
   const servers = cfg.upstreams.servers.slice();
@@ -246,7 +257,7 @@ export class ResolverService {
   /** Replaces the records managed through the API (and replication) and rebuilds local data. */
   async setApiRecords(records: LocalRecordConfig[]): Promise<void> {
     this.apiRecords = records;
-    await this.queue(null);
+    await this.queue(null, true);
   }
 
   /** Re-reads files for the current config (hosts/resolv-file changed on disk). */
@@ -272,15 +283,21 @@ export class ResolverService {
    * with it nor swap in tables built from an older config after it. `null`: the config that is
    * current when this reload's turn comes.
    */
-  private queue(cfg: ResolverConfig | null): Promise<void> {
-    const run = this.reloads.then(() => this.reloadNow(cfg ?? this.cfg));
+  private queue(cfg: ResolverConfig | null, recordsOnly = false): Promise<void> {
+    const run = this.reloads.then(() => this.reloadNow(cfg ?? this.cfg, recordsOnly));
     this.reloads = run.catch(() => { /* the caller has the error */ });
     return run;
   }
 
-  private async reloadNow(cfg: ResolverConfig): Promise<void> {
+  /**
+   * `recordsOnly`: only records changed (an API write), so the hosts part of the current tables
+   * is kept rather than read and built again; those tables were built from `this.cfg`, which is
+   * `cfg` then (queue() runs reloads in order), and the watcher still sees file changes.
+   */
+  private async reloadNow(cfg: ResolverConfig, recordsOnly = false): Promise<void> {
     if (this.closed) return;
-    const built = await buildTablesAsync(cfg, undefined, this.apiRecords);
+    const keep = recordsOnly && cfg === this.cfg ? this.resolver.current.local.hosts : undefined;
+    const built = await buildTablesAsync(cfg, undefined, this.apiRecords, keep);
     if (this.closed) return;
     for (const d of built.diagnostics) this.log.warn({ file: d.file, line: d.line }, d.message);
     const oldAddrs = JSON.stringify(listenAddresses(this.cfg));

@@ -80,3 +80,19 @@ test('reloads run in the order they were asked for, a file refresh with the conf
   assert.deepEqual(svc.config.hosts_files, []);
   assert.deepEqual(answersOf(await udpQuery(port, 'h0.big.test')), []);
 });
+
+test('an API record write keeps the hosts table instead of reading and building the files again', async () => {
+  const file = join(dir, 'hosts-api');
+  bigHosts(file, '10.0.0.0');
+  const { svc, port, cfg } = await startResolver({ hosts_files: [file], upstreams: { servers: [] } });
+  services.push(svc);
+  const table = svc.resolver.current.local.hosts;
+  await svc.setApiRecords([{ name: 'api.big.test', type: 'A', value: '192.0.2.9' }]);
+  assert.equal(svc.resolver.current.local.hosts, table, 'the hosts part was built again');
+  assert.deepEqual(answersOf(await udpQuery(port, 'api.big.test')), ['A 192.0.2.9']);
+  assert.deepEqual(answersOf(await udpQuery(port, 'h199999.big.test')), ['A 10.3.13.63']);
+  // A reload reads the files again, and keeps the API's records.
+  await svc.reload(cfg);
+  assert.notEqual(svc.resolver.current.local.hosts, table);
+  assert.deepEqual(answersOf(await udpQuery(port, 'api.big.test')), ['A 192.0.2.9']);
+});

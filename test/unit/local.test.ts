@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseHosts, reverseName, addressFromReverse } from '../../src/resolver/hosts.js';
 import { LocalData, isPrivateReverse } from '../../src/resolver/local.js';
+import { HostsTable } from '../../src/resolver/hosts-table.js';
 import { resolverSchema } from '../../src/config/schema.js';
 import { buildTables } from '../../src/resolver/service.js';
 
@@ -36,7 +37,7 @@ test('reverse names round trip for IPv4 and IPv6', () => {
 
 function data() {
   return new LocalData({
-    hosts: parseHosts(HOSTS, 'h').entries,
+    hosts: HostsTable.from(parseHosts(HOSTS, 'h').entries),
     records: [
       { name: 'www.corp.example', type: 'CNAME', value: 'multi.example' },
       { name: 'corp.example', type: 'MX', value: '10 mail.corp.example' },
@@ -108,7 +109,7 @@ test('bogus-priv recognises private reverse zones only', () => {
 });
 
 test('bad inline record values are reported, not fatal', () => {
-  const d = new LocalData({ hosts: [], records: [{ name: 'a.example', type: 'A', value: 'nope' }, { name: 'b.example', type: 'A', value: '192.0.2.1' }], wildcards: [], localDomains: [], localTtl: 0 });
+  const d = new LocalData({ hosts: HostsTable.from([]), records: [{ name: 'a.example', type: 'A', value: 'nope' }, { name: 'b.example', type: 'A', value: '192.0.2.1' }], wildcards: [], localDomains: [], localTtl: 0 });
   assert.equal(d.diagnostics.length, 1);
   assert.match(d.diagnostics[0].message, /not an IPv4 address/);
   assert.equal(d.lookup('b.example', 1)?.kind, 'answer');
