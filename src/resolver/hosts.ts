@@ -1,7 +1,7 @@
 /**
  * Hosts-file parsing (the format of /etc/hosts and dnsmasq's addn-hosts): `ADDRESS NAME [NAME…]`,
- * `#` comments, IPv4 and IPv6. Pure: takes text, returns entries and per-line problems, and never
- * gives up on the whole file because of one bad line.
+ * `#` comments, IPv4 and IPv6. Pure: takes bytes (or text), hands over entries and per-line
+ * problems, and never gives up on the whole file because of one bad line.
  */
 import { isIP } from 'node:net';
 import type { Diagnostic } from '../config/diagnostics.js';
@@ -15,63 +15,184 @@ export interface HostsEntry {
   line: number;
 }
 
-const NAME_RE = /^[A-Za-z0-9_]([A-Za-z0-9_\-.]*[A-Za-z0-9_])?\.?$/;
+/**
+ * A good hosts line as the scanner hands it over: views into scratch space that the next line
+ * reuses, so a sink copies what it keeps.
+ */
+export interface HostsLine {
+  family: 4 | 6;
+  /** The IPv4 address as a number (family 4). */
+  v4: number;
+  /** The IPv6 address, 16 bytes (family 6). */
+  v6: Uint8Array;
+  /** Names: checked byte ranges [start[i], end[i]) of the scanned buffer, a trailing dot left out; not lower-cased. */
+  start: Int32Array;
+  end: Int32Array;
+  count: number;
+  line: number;
+}
 
-/** Receives each good hosts line: its address (IPv6 lower-cased), family and lower-case names. */
-export type HostsSink = (address: string, family: 4 | 6, names: string[], line: number) => void;
+export type HostsSink = (buf: Uint8Array, line: HostsLine) => void;
+
+const C = { TAB: 9, LF: 10, CR: 13, SPACE: 32, HASH: 35, DASH: 45, DOT: 46, COLON: 58 } as const;
+
+function isSpace(c: number): boolean { return c === C.SPACE || (c >= C.TAB && c <= C.CR && c !== C.LF); }
+function isLabelEdge(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+}
+
+/** End of a good name in buf[s, e) without its one trailing dot, or -1 (letters, digits, _ - .; 253 at most). */
+function nameEnd(buf: Uint8Array, s: number, e: number): number {
+  if (e - s > 253) return -1;
+  const end = e > s && buf[e - 1] === C.DOT ? e - 1 : e;
+  if (end === s || !isLabelEdge(buf[s]) || !isLabelEdge(buf[end - 1])) return -1;
+  for (let i = s + 1; i < end - 1; i++) {
+    const c = buf[i];
+    if (!isLabelEdge(c) && c !== C.DASH && c !== C.DOT) return -1;
+  }
+  return end;
+}
+
+/** A dotted IPv4 address in buf[s, e) as a number (no leading zeros, as net.isIP), or -1. */
+function ipv4At(buf: Uint8Array, s: number, e: number): number {
+  let n = 0, octet = 0, digits = 0, dots = 0;
+  for (let i = s; i < e; i++) {
+    const c = buf[i];
+    if (c === C.DOT) {
+      if (digits === 0 || dots === 3) return -1;
+      n = n * 256 + octet; octet = 0; digits = 0; dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return -1;
+      octet = octet * 10 + c - 48;
+      if (++digits > 3 || octet > 255) return -1;
+    } else {
+      return -1;
+    }
+  }
+  return dots === 3 && digits > 0 ? n * 256 + octet : -1;
+}
+
+const decoder = new TextDecoder();
+const text = (buf: Uint8Array, s: number, e: number) => decoder.decode(buf.subarray(s, e));
 
 /**
- * Scans hosts text line by line, handing each good line to `sink` and each problem to
- * `diagnostics`; nothing per line is kept here, so a large file costs only what the sink keeps.
- * `firstLine`: the line number of `text`'s first line (a slice of a larger file).
+ * Scans hosts lines in buf[from, to) (UTF-8 or ASCII bytes), handing each good line to `sink`
+ * and each problem to `diagnostics`. Works on bytes and allocates nothing for a good IPv4 line,
+ * so a block list of 200k lines is read without filling the young generation; written by hand
+ * for that reason (a line-by-line string split made ~20 garbage objects a line).
+ * `firstLine`: the line number of the line at `from` (a slice of a larger file).
  */
-export function scanHosts(text: string, file: string, firstLine: number, sink: HostsSink, diagnostics: Diagnostic[]): void {
+export function scanHosts(buf: Uint8Array, from: number, to: number, file: string, firstLine: number, sink: HostsSink, diagnostics: Diagnostic[]): void {
+  const line: HostsLine = { family: 4, v4: 0, v6: new Uint8Array(16), start: new Int32Array(16), end: new Int32Array(16), count: 0, line: 0 };
+  let tokS: Int32Array = new Int32Array(16), tokE: Int32Array = new Int32Array(16);
   let lineNo = firstLine - 1;
-  let start = 0;
-  const n = text.length;
-  while (start <= n) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = n;
+  let p = from;
+  while (p < to) {
     lineNo++;
-    let line = text.slice(start, end);
-    start = end + 1;
-    const hash = line.indexOf('#');
-    if (hash >= 0) line = line.slice(0, hash);
-    line = line.trim();
-    if (line === '') { if (end === n) break; continue; }
-    const fields = line.split(/\s+/);
-    let address = fields[0];
-    const family = isIP(address);
-    if (family === 0) {
-      diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad address "${address}": line ignored` });
-    } else if (address.includes('%')) {
-      // A zone index (fe80::1%eth0) has no meaning in a DNS answer, and the address without it
-      // would be a different host's on another link.
-      diagnostics.push({ file, line: lineNo, severity: 'warning', message: `address "${address}" has a zone index: line ignored` });
-    } else if (fields.length < 2) {
-      diagnostics.push({ file, line: lineNo, severity: 'warning', message: `no name after "${address}": line ignored` });
-    } else {
-      if (family === 6) address = address.toLowerCase();
-      const names: string[] = [];
-      for (let i = 1; i < fields.length; i++) {
-        const raw = fields[i];
-        if (!NAME_RE.test(raw) || raw.length > 253) {
-          diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad name "${raw}" ignored` });
-          continue;
+    // Tokens up to the end of the line or a comment.
+    let n = 0, i = p, tok = -1, comment = false;
+    for (; i < to; i++) {
+      const c = buf[i];
+      if (c === C.LF) break;
+      if (comment) continue;
+      if (c === C.HASH || isSpace(c)) {
+        if (tok >= 0) {
+          if (n === tokS.length) { tokS = grow(tokS); tokE = grow(tokE); }
+          tokS[n] = tok; tokE[n++] = i; tok = -1;
         }
-        names.push(raw.toLowerCase().replace(/\.$/, ''));
+        if (c === C.HASH) comment = true;
+      } else if (tok < 0) {
+        tok = i;
       }
-      if (names.length) sink(address, family as 4 | 6, names, lineNo);
     }
-    if (end === n) break;
+    if (tok >= 0) {
+      if (n === tokS.length) { tokS = grow(tokS); tokE = grow(tokE); }
+      tokS[n] = tok; tokE[n++] = i;
+    }
+    p = i + 1;
+    if (n === 0) continue;
+    const aS = tokS[0], aE = tokE[0];
+    let colon = false;
+    for (let k = aS; k < aE; k++) if (buf[k] === C.COLON) { colon = true; break; }
+    if (colon) {
+      const address = text(buf, aS, aE);
+      if (isIP(address) !== 6) {
+        diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad address "${address}": line ignored` });
+        continue;
+      }
+      if (address.includes('%')) {
+        // A zone index (fe80::1%eth0) has no meaning in a DNS answer, and the address without it
+        // would be a different host's on another link.
+        diagnostics.push({ file, line: lineNo, severity: 'warning', message: `address "${address}" has a zone index: line ignored` });
+        continue;
+      }
+      const hex = expandIPv6(address);
+      for (let k = 0; k < 16; k++) line.v6[k] = parseInt(hex.slice(2 * k, 2 * k + 2), 16);
+      line.family = 6;
+    } else {
+      const v4 = ipv4At(buf, aS, aE);
+      if (v4 < 0) {
+        diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad address "${text(buf, aS, aE)}": line ignored` });
+        continue;
+      }
+      line.v4 = v4;
+      line.family = 4;
+    }
+    if (n < 2) {
+      diagnostics.push({ file, line: lineNo, severity: 'warning', message: `no name after "${text(buf, aS, aE)}": line ignored` });
+      continue;
+    }
+    if (line.start.length < n) { line.start = new Int32Array(tokS.length); line.end = new Int32Array(tokS.length); }
+    let count = 0;
+    for (let t = 1; t < n; t++) {
+      const e = nameEnd(buf, tokS[t], tokE[t]);
+      if (e < 0) {
+        diagnostics.push({ file, line: lineNo, severity: 'warning', message: `bad name "${text(buf, tokS[t], tokE[t])}" ignored` });
+        continue;
+      }
+      line.start[count] = tokS[t]; line.end[count++] = e;
+    }
+    if (count === 0) continue;
+    line.count = count;
+    line.line = lineNo;
+    sink(buf, line);
   }
+}
+
+function grow(a: Int32Array): Int32Array { const b = new Int32Array(a.length * 2); b.set(a); return b; }
+
+/** An IPv4 address from its number. */
+export function formatIPv4(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** An IPv6 address from 16 bytes at `off`, in the RFC 5952 form (lower case, longest zero run as ::). */
+export function formatIPv6(b: Uint8Array, off = 0): string {
+  const g: number[] = [];
+  for (let k = 0; k < 8; k++) g.push((b[off + 2 * k] << 8) | b[off + 2 * k + 1]);
+  let best = -1, bestLen = 1;
+  for (let k = 0; k < 8;) {
+    if (g[k] !== 0) { k++; continue; }
+    let j = k;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - k > bestLen) { best = k; bestLen = j - k; }
+    k = j;
+  }
+  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
+  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
 
 /** The same, collecting the entries (tests and tools; the resolver feeds a HostsTable instead). */
 export function parseHosts(text: string, file: string, firstLine = 1): { entries: HostsEntry[]; diagnostics: Diagnostic[] } {
   const entries: HostsEntry[] = [];
   const diagnostics: Diagnostic[] = [];
-  scanHosts(text, file, firstLine, (address, family, names, line) => { entries.push({ address, family, names, file, line }); }, diagnostics);
+  const buf = Buffer.from(text, 'utf8');
+  const from = buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0; // a byte-order mark
+  scanHosts(buf, from, buf.length, file, firstLine, (b, l) => {
+    const names: string[] = [];
+    for (let k = 0; k < l.count; k++) names.push(buf.toString('latin1', l.start[k], l.end[k]).toLowerCase());
+    entries.push({ address: l.family === 4 ? formatIPv4(l.v4) : formatIPv6(l.v6), family: l.family, names, file, line: l.line });
+  }, diagnostics);
   return { entries, diagnostics };
 }
 
