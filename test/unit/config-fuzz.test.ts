@@ -18,6 +18,7 @@ import { importNginx } from '../../src/config/legacy/nginx.js';
 import { importKeepalived } from '../../src/config/legacy/keepalived.js';
 import { parseNative } from '../../src/config/load.js';
 import { parseHosts } from '../../src/resolver/hosts.js';
+import { HostsTable } from '../../src/resolver/hosts-table.js';
 import type { Diagnostic } from '../../src/config/diagnostics.js';
 import { prng } from '../helpers/fuzz.js';
 
@@ -115,6 +116,17 @@ fe80::1%eth0 linklocal.example.internal
   fuzz('hosts', hosts, (t) => {
     const r = parseHosts(t, '/nonexistent/hosts');
     for (const e of r.entries) assert.ok(typeof e.address === 'string' && e.names.length > 0, `entry ${JSON.stringify(e)}`);
+    // The resolver's table, fed the same bytes, holds what the parser found: every name with its address.
+    const table = new HostsTable();
+    const buf = Buffer.from(t);
+    table.addText(buf, 0, buf.length, '/nonexistent/hosts', 1);
+    assert.deepEqual(table.diagnostics, r.diagnostics);
+    for (const e of r.entries) {
+      for (const n of e.names) {
+        const a = table.addresses(n);
+        assert.ok(a === e.address || (Array.isArray(a) && a.includes(e.address)), `${n}: ${JSON.stringify(a)} lacks ${e.address}`);
+      }
+    }
     return r.diagnostics;
   });
   // Unharmed lines load around a broken one.
