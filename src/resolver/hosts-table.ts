@@ -146,6 +146,9 @@ export class HostsTable {
     return out;
   }
 
+  /** True when the name is here: with addresses, or as an ancestor of one (forward or reverse). */
+  has(name: string): boolean { return this.findName(name) >= 0; }
+
   /** The PTR name of a reverse name (…in-addr.arpa / …ip6.arpa), or undefined. */
   ptrName(name: string): string | undefined {
     let a = -1;

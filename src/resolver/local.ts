@@ -129,6 +129,15 @@ export class LocalData {
     nd.rrs.push(rr);
   }
 
+  /**
+   * True when `name` itself is in the local data, or above a name there: a set the data bounds,
+   * unlike the names a wildcard or local-only domain answers for (any name below them).
+   */
+  holds(name: string): boolean {
+    return this.names.has(name) || this.ancestors.has(name) || this.hosts.has(name)
+      || (name.endsWith('.arpa') && this.hosts.ptrName(name) !== undefined);
+  }
+
   /** True when `name` is at or below a local-only domain (never forwarded). */
   isLocalOnly(name: string): boolean {
     let n = name;

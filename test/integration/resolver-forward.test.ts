@@ -232,3 +232,24 @@ test('reload keeps the cache when upstreams stay, drops it when they change; que
   assert.equal((logged[0] as { name: string; type: string; upstream: string }).name, 'keep.test');
   assert.match((logged[0] as { upstream: string }).upstream, /^127\.0\.0\.1#\d+$/);
 });
+
+test('routing is memoised for questions that come back, not for every unique name a client sends', async () => {
+  // Unknown names get NXDOMAIN with an SOA from the fake, so a second asking is a (negative) cache hit.
+  const up = new FakeUpstream();
+  const { svc, port } = await setup([up], {
+    records: [{ name: 'rec.local.test', type: 'A', value: '192.0.2.40' }],
+    wildcards: [{ domain: 'ads.test', addresses: ['0.0.0.0'] }],
+  });
+  const memo = () => svc.resolver.memoSize;
+  for (let i = 0; i < 30; i++) assert.equal((await udpQuery(port, `u${i}.rnd.test`))?.rcode, 'NXDOMAIN');
+  for (let i = 0; i < 30; i++) assert.deepEqual(answersOf(await udpQuery(port, `r${i}.ads.test`)), ['A 0.0.0.0']);
+  // Memoising every question held 60 entries here (and 200k under a flood of unique names).
+  assert.equal(memo(), 0, 'unique forwarded and wildcard names are not memoised');
+  assert.equal((await udpQuery(port, 'u7.rnd.test'))?.rcode, 'NXDOMAIN');
+  assert.equal(up.count('u7.rnd.test'), 1, 'answered from the cache');
+  assert.equal(memo(), 1, 'a forwarded question is memoised once the cache answers it');
+  assert.deepEqual(answersOf(await udpQuery(port, 'rec.local.test')), ['A 192.0.2.40']);
+  assert.equal(memo(), 2, 'a name of the local data is memoised at once');
+  assert.deepEqual(answersOf(await udpQuery(port, 'REC.local.test')), ['A 192.0.2.40']);
+  assert.equal(memo(), 2);
+});
