@@ -5,7 +5,8 @@
  * Paths: local (names from the hosts file), cache hits (a small set of upstream names, warmed first),
  * cache misses (every name new, forwarded to the upstream). Each with a 10k- and a 50k-name hosts file.
  * For each: maximum throughput (dnsperf, q/s) and server CPU per query at a fixed rate (utime+stime
- * from /proc/PID/stat around the run), which stays meaningful when dnsperf itself is the bottleneck.
+ * from /proc/PID/stat around the run), which stays meaningful when dnsperf itself is the bottleneck,
+ * with the p50/p99 latency of that fixed-rate run (dnsperf -v, every query's latency).
  *
  * Servers run pinned to one core, dnsperf and the upstream to another (taskset).
  * Not a test. Usage (after `npm run build`):
@@ -78,13 +79,28 @@ async function stop(p: ChildProcess | undefined): Promise<void> {
   await e; clearTimeout(t);
 }
 
-interface PerfResult { qps: number; completed: number; lost: number }
+interface PerfResult { qps: number; completed: number; lost: number; p50: number; p99: number }
+/** `-v` among args: every query's latency is read, giving p50 and p99 (ms). */
 function dnsperf(port: number, file: string, args: string[]): PerfResult {
   const r = spawnSync('taskset', ['-c', o['client-cpu']!, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, '-t', '2', ...args],
-    { encoding: 'utf8', maxBuffer: 1 << 24 });
+    { encoding: 'utf8', maxBuffer: 1 << 27 });
   const out = r.stdout ?? '';
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
-  const res = { qps: num(/Queries per second:\s+([\d.]+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/) };
+  const lat: number[] = [];
+  if (args.includes('-v')) {
+    // "> NOERROR name A 0.000123": the last field is the latency in seconds.
+    for (const line of out.split('\n')) {
+      if (!line.startsWith('> ')) continue;
+      const ms = Number(line.slice(line.lastIndexOf(' ') + 1)) * 1000;
+      if (Number.isFinite(ms)) lat.push(ms);
+    }
+    lat.sort((a, b) => a - b);
+  }
+  const at = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(lat.length * q))] : NaN);
+  const res = {
+    qps: num(/Queries per second:\s+([\d.]+)/), completed: num(/Queries completed:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/),
+    p50: at(0.5), p99: at(0.99),
+  };
   if (Number.isNaN(res.qps)) throw new Error(`dnsperf failed: ${r.stderr || out}`);
   return res;
 }
@@ -119,7 +135,10 @@ function conf(port: number, upstream: number, hosts: string): string {
 
 // ---------- main ----------
 
-interface Row { path: Path; size: number; qps: Record<Server, number>; usq: Record<Server, number>; lost: Record<Server, number> }
+interface Row {
+  path: Path; size: number; qps: Record<Server, number>; usq: Record<Server, number>; lost: Record<Server, number>;
+  p50: Record<Server, number>; p99: Record<Server, number>;
+}
 
 async function main(): Promise<void> {
   if (!existsSync(DNSMASQ)) throw new Error('dnsmasq missing: apt-get install dnsmasq-base');
@@ -158,7 +177,10 @@ async function main(): Promise<void> {
       const pid: Record<Server, number> = { dnsmasq: dm.pid!, hadns: hd.pid! };
 
       for (const path of PATHS) {
-        const row: Row = { path, size, qps: { dnsmasq: 0, hadns: 0 }, usq: { dnsmasq: 0, hadns: 0 }, lost: { dnsmasq: 0, hadns: 0 } };
+        const row: Row = {
+          path, size, qps: { dnsmasq: 0, hadns: 0 }, usq: { dnsmasq: 0, hadns: 0 }, lost: { dnsmasq: 0, hadns: 0 },
+          p50: { dnsmasq: 0, hadns: 0 }, p99: { dnsmasq: 0, hadns: 0 },
+        };
         for (const s of ['dnsmasq', 'hadns'] as Server[]) {
           const fileFor = (): string => {
             if (path === 'local') return localFile;
@@ -171,12 +193,14 @@ async function main(): Promise<void> {
           if (path === 'hit') dnsperf(ports[s], hitFile, ['-n', '2', '-q', '50']); // warm the cache
           const max = dnsperf(ports[s], fileFor(), ['-l', String(DURATION), '-q', path === 'miss' ? '200' : '500']);
           const before = cpuTicks(pid[s]);
-          const fixed = dnsperf(ports[s], fileFor(), ['-l', String(DURATION), '-Q', String(RATE[path]), '-q', '500']);
+          const fixed = dnsperf(ports[s], fileFor(), ['-l', String(DURATION), '-Q', String(RATE[path]), '-q', '500', '-v']);
           const ticks = cpuTicks(pid[s]) - before;
           row.qps[s] = max.qps;
           row.lost[s] = max.lost;
           row.usq[s] = fixed.completed ? (ticks * 1e6 / CLK_TCK) / fixed.completed : NaN;
-          log(`${path} ${size} ${s}: ${max.qps.toFixed(0)} q/s (lost ${max.lost}), ${row.usq[s].toFixed(1)} µs/q at ${RATE[path]} q/s`);
+          row.p50[s] = fixed.p50;
+          row.p99[s] = fixed.p99;
+          log(`${path} ${size} ${s}: ${max.qps.toFixed(0)} q/s (lost ${max.lost}), ${row.usq[s].toFixed(1)} µs/q at ${RATE[path]} q/s, p50 ${fixed.p50.toFixed(2)} ms, p99 ${fixed.p99.toFixed(2)} ms`);
         }
         rows.push(row);
       }
@@ -193,9 +217,9 @@ async function main(): Promise<void> {
   const lines = [
     `Resolver benchmark: ${DURATION} s per run, servers on CPU ${o['server-cpu']}, dnsperf and upstream on CPU ${o['client-cpu']}.`,
     '',
-    '| path | hosts names | dnsmasq q/s | hadns q/s | hadns / dnsmasq | CPU rate q/s | dnsmasq µs/q | hadns µs/q | dnsmasq / hadns CPU |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.path} | ${r.size} | ${f0(r.qps.dnsmasq)} | ${f0(r.qps.hadns)} | ${f2(r.qps.hadns / r.qps.dnsmasq)} | ${RATE[r.path]} | ${f1(r.usq.dnsmasq)} | ${f1(r.usq.hadns)} | ${f2(r.usq.dnsmasq / r.usq.hadns)} |`),
+    '| path | hosts names | dnsmasq q/s | hadns q/s | hadns / dnsmasq | CPU rate q/s | dnsmasq µs/q | hadns µs/q | dnsmasq / hadns CPU | p50 ms dnsmasq / hadns | p99 ms dnsmasq / hadns |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.path} | ${r.size} | ${f0(r.qps.dnsmasq)} | ${f0(r.qps.hadns)} | ${f2(r.qps.hadns / r.qps.dnsmasq)} | ${RATE[r.path]} | ${f1(r.usq.dnsmasq)} | ${f1(r.usq.hadns)} | ${f2(r.usq.dnsmasq / r.usq.hadns)} | ${f2(r.p50.dnsmasq)} / ${f2(r.p50.hadns)} | ${f2(r.p99.dnsmasq)} / ${f2(r.p99.hadns)} |`),
   ];
   process.stdout.write(lines.join('\n') + '\n');
 }
