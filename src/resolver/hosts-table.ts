@@ -26,6 +26,13 @@ const FNV_OFFSET = 0x811c9dc5, FNV_PRIME = 0x01000193;
 
 const lower = (c: number) => (c >= 65 && c <= 90 ? c | 0x20 : c);
 
+/** FNV-1a of src[s, e) in lower case (the same as findName's over a lower-case string). */
+function hashLower(src: Uint8Array, s: number, e: number): number {
+  let h = FNV_OFFSET;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ lower(src[i]), FNV_PRIME);
+  return h;
+}
+
 function grownI32(a: Int32Array, min: number): Int32Array { const b = new Int32Array(Math.max(min, a.length * 2)); b.set(a); return b; }
 function grownU8(a: Uint8Array, min: number): Uint8Array { const b = new Uint8Array(Math.max(min, a.length * 2)); b.set(a); return b; }
 function grownU32(a: Uint32Array, min: number): Uint32Array { const b = new Uint32Array(Math.max(min, a.length * 2)); b.set(a); return b; }
@@ -209,55 +216,46 @@ export class HostsTable {
     }
   }
 
-  /** The id of the name in buf[s, e) (any case), added with its ancestors if new. */
-  private internName(buf: Uint8Array, s: number, e: number): number {
-    const len = e - s;
-    let h = FNV_OFFSET;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ lower(buf[i]), FNV_PRIME);
+  /**
+   * Looks a name src[s, s + len) up (compared in lower case) with its hash: its id, or where it
+   * would go as -1 - slot.
+   */
+  private probe(src: Uint8Array, s: number, len: number, h: number): number {
     const mask = this.nSlots.length - 1;
-    let slot = h & mask;
-    for (; ; slot = (slot + 1) & mask) {
+    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
       const id = this.nSlots[slot] - 1;
-      if (id < 0) break;
+      if (id < 0) return -1 - slot;
       if (this.nLen[id] !== len) continue;
       const off = this.nOff[id];
       let k = 0;
-      while (k < len && this.bytes[off + k] === lower(buf[s + k])) k++;
+      while (k < len && this.bytes[off + k] === lower(src[s + k])) k++;
       if (k === len) return id;
     }
+  }
+
+  /** The id of the name in buf[s, e) (any case), added with its ancestors if new. */
+  private internName(buf: Uint8Array, s: number, e: number): number {
+    const len = e - s;
+    const h = hashLower(buf, s, e);
+    const found = this.probe(buf, s, len, h);
+    if (found >= 0) return found;
     if (this.bytesUsed + len > this.bytes.length) this.bytes = grownU8(this.bytes, this.bytesUsed + len);
     const off = this.bytesUsed;
     for (let k = 0; k < len; k++) this.bytes[off + k] = lower(buf[s + k]);
     this.bytesUsed += len;
-    const id = this.newName(off, len, slot, h);
-    // Ancestors are suffixes of these bytes; one already known has its own ancestors known.
+    const id = this.newName(off, len, -1 - found, h);
+    // Ancestors are suffixes of these bytes, added referring to them; one already known has its
+    // own ancestors known.
     for (let k = off; k < off + len; k++) {
       if (this.bytes[k] !== 46) continue;
-      const a = this.internSuffix(k + 1, off + len);
-      const known = (this.nFlags[a] & ANCESTOR) !== 0 || a < id;
+      const hs = hashLower(this.bytes, k + 1, off + len);
+      let a = this.probe(this.bytes, k + 1, off + len - k - 1, hs);
+      const known = a >= 0;
+      if (!known) a = this.newName(k + 1, off + len - k - 1, -1 - a, hs);
       this.nFlags[a] |= ANCESTOR;
       if (known) break;
     }
     return id;
-  }
-
-  /** The id of the name at bytes[s, e) (already lower case), added referring to those bytes if new. */
-  private internSuffix(s: number, e: number): number {
-    const len = e - s;
-    let h = FNV_OFFSET;
-    for (let i = s; i < e; i++) h = Math.imul(h ^ this.bytes[i], FNV_PRIME);
-    const mask = this.nSlots.length - 1;
-    let slot = h & mask;
-    for (; ; slot = (slot + 1) & mask) {
-      const id = this.nSlots[slot] - 1;
-      if (id < 0) break;
-      if (this.nLen[id] !== len) continue;
-      const off = this.nOff[id];
-      let k = 0;
-      while (k < len && this.bytes[off + k] === this.bytes[s + k]) k++;
-      if (k === len) return id;
-    }
-    return this.newName(s, len, slot, h);
   }
 
   private newName(off: number, len: number, slot: number, hash: number): number {
