@@ -1,7 +1,8 @@
 /**
  * A minimal fast upstream for bench/resolver.ts, run in its own process so it does not share an event
  * loop with the server under test: answers every A question with one address derived from the name
- * (TTL 3600), anything else with NODATA. No decoding beyond the question's end: the reply is the query
+ * (TTL 3600, or `TTL` from the environment: 0 makes every answer uncacheable), anything else with
+ * NODATA. No decoding beyond the question's end: the reply is the query
  * with the header patched and one answer appended (name compressed to the question).
  *
  * Usage: node resolver-upstream.js  → prints {"port":N} on stdout once listening.
@@ -10,6 +11,7 @@ import dgram from 'node:dgram';
 
 const sock = dgram.createSocket('udp4');
 const answer = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 0, 0, 0, 0]);
+answer.writeUInt32BE(Number(process.env.TTL ?? 3600) >>> 0, 6);
 
 sock.on('message', (q, rinfo) => {
   if (q.length < 17 || (q[2] & 0x80)) return;

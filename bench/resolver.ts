@@ -12,6 +12,7 @@
  * Not a test. Usage (after `npm run build`):
  *   node dist/bench/resolver.js [--duration 8] [--sizes 10000,50000] [--paths local,hit,miss]
  *        [--rate-local 20000] [--rate-hit 20000] [--rate-miss 1000] [--server-cpu 0] [--client-cpu 1]
+ *        [--upstream-ttl 3600]
  * Prints a markdown table on stdout; progress on stderr.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -41,8 +42,10 @@ const o = benchArgs({
   'rate-miss': { type: 'string', default: '1000' },
   'server-cpu': { type: 'string', default: '0' },
   'client-cpu': { type: 'string', default: '1' },
+  'upstream-ttl': { type: 'string', default: '3600' },
 }, `usage: node dist/bench/resolver.js [--duration 8] [--sizes 10000,50000] [--paths local,hit,miss]
-       [--rate-local 20000] [--rate-hit 20000] [--rate-miss 1000] [--server-cpu 0] [--client-cpu 1]`);
+       [--rate-local 20000] [--rate-hit 20000] [--rate-miss 1000] [--server-cpu 0] [--client-cpu 1]
+       [--upstream-ttl 3600]   (0: nothing the upstream says is cached; the hit path then misses too)`);
 const DURATION = Number(o.duration);
 const SIZES = o.sizes!.split(',').map(Number);
 const PATHS = o.paths!.split(',') as Path[];
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
     // The upstream shares the client core: it must not steal the server's core.
     const upScript = join(here, isTs ? 'resolver-upstream.ts' : 'resolver-upstream.js');
     const up = spawn('taskset', ['-c', o['client-cpu']!, process.execPath, ...(isTs ? ['--import', 'tsx'] : []), upScript],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TTL: o['upstream-ttl'] } });
     procs.push(up);
     const first = await once(createInterface({ input: up.stdout! }), 'line');
     const upPort = (JSON.parse(String(first[0])) as { port: number }).port;
@@ -215,7 +218,7 @@ async function main(): Promise<void> {
   const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '–');
   const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–');
   const lines = [
-    `Resolver benchmark: ${DURATION} s per run, servers on CPU ${o['server-cpu']}, dnsperf and upstream on CPU ${o['client-cpu']}.`,
+    `Resolver benchmark: ${DURATION} s per run, servers on CPU ${o['server-cpu']}, dnsperf and upstream on CPU ${o['client-cpu']}, upstream TTL ${o['upstream-ttl']}.`,
     '',
     '| path | hosts names | dnsmasq q/s | hadns q/s | hadns / dnsmasq | CPU rate q/s | dnsmasq µs/q | hadns µs/q | dnsmasq / hadns CPU | p50 ms dnsmasq / hadns | p99 ms dnsmasq / hadns |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
