@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { Diagnostic } from '../config/diagnostics.js';
+import { formatIp6 } from '../util/udp-batch.js';
 
 export interface HostsEntry {
   address: string;
@@ -166,20 +167,10 @@ export function formatIPv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
-/** An IPv6 address from 16 bytes at `off`, in the RFC 5952 form (lower case, longest zero run as ::). */
+/** An IPv6 address from 16 bytes at `off`, as Node prints addresses (udp-batch's formatIp6, RFC 5952). */
 export function formatIPv6(b: Uint8Array, off = 0): string {
-  const g: number[] = [];
-  for (let k = 0; k < 8; k++) g.push((b[off + 2 * k] << 8) | b[off + 2 * k + 1]);
-  let best = -1, bestLen = 1;
-  for (let k = 0; k < 8;) {
-    if (g[k] !== 0) { k++; continue; }
-    let j = k;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - k > bestLen) { best = k; bestLen = j - k; }
-    k = j;
-  }
-  const hex = (from: number, to: number) => g.slice(from, to).map((x) => x.toString(16)).join(':');
-  return best < 0 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLen, 8)}`;
+  const word = (k: number) => ((b[off + k] << 24) | (b[off + k + 1] << 16) | (b[off + k + 2] << 8) | b[off + k + 3]) >>> 0;
+  return formatIp6(word(0), word(4), word(8), word(12));
 }
 
 /** The same, collecting the entries (tests and tools; the resolver feeds a HostsTable instead). */
