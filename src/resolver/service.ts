@@ -52,8 +52,8 @@ function hostsFilesOf(path: string): string[] {
 
 /** Reads a file: its bytes (text from tests is taken as UTF-8). Left out: the files on disk. */
 type ReadFile = (p: string) => Uint8Array | string;
-const readBytes: ReadFile = (p) => readFileSync(p);
 const bytesOf = (x: Uint8Array | string): Uint8Array => (typeof x === 'string' ? Buffer.from(x, 'utf8') : x);
+const textOf = (x: Uint8Array | string): string => (typeof x === 'string' ? x : new TextDecoder().decode(x));
 /** Hosts lines scanned into the table between two yields of buildSteps. */
 const HOSTS_SLICE = 1024;
 
@@ -174,7 +174,7 @@ function* buildSteps(cfg: ResolverConfig, read: ReadFile | undefined, apiRecords
     watch.push(cfg.upstreams.resolv_file);
     stamps.set(cfg.upstreams.resolv_file, fileStamp(cfg.upstreams.resolv_file));
     try {
-      for (const ns of parseResolvConf(Buffer.from(bytesOf((read ?? readBytes)(cfg.upstreams.resolv_file))).toString('utf8'))) {
+      for (const ns of parseResolvConf(read ? textOf(read(cfg.upstreams.resolv_file)) : readFileSync(cfg.upstreams.resolv_file, 'utf8'))) {
         if (parseHostPort(ns, 53)) servers.push(ns);
       }
     } catch (e) {
