@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IdTable, randomId16 } from '../../src/dns/id-table.js';
-import { GenFifo } from '../../src/balancer/sockets.js';
+import { GenFifo } from '../../src/util/gen-fifo.js';
 
 test('IdTable: IDs are unique while in flight and map back to their entries', () => {
   const t = new IdTable<{ n: number }>();
