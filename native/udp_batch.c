@@ -17,7 +17,10 @@
  *
  * JS API (typed wrapper: src/util/udp-batch.ts):
  *   open(family 4|6, host, port, flags) -> handle   flags: 1 SO_REUSEADDR, 2 SO_REUSEPORT,
- *     4 IP_FREEBIND (bind an address this host does not hold yet), 8 IPV6_V6ONLY
+ *     4 IP_FREEBIND (bind an address this host does not hold yet), 8 IPV6_V6ONLY, 16 no registry
+ *     number (a short-lived socket no relay will name: the resolver's upstream sockets, replaced
+ *     every ~1000 queries, would otherwise use up the registry), 32 unref (the socket does not
+ *     keep the event loop alive, as dgram's unref())
  *   localPort(handle) -> port
  *   connect(handle, family, port, a0, a1, a2, a3) -> 0 or errno
  *   start(handle, inBuf, inMeta, outBuf, outMeta, slots, slotSize, cb)
@@ -352,12 +355,13 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->fd = fd;
   s->family = family == 6 ? 6 : 4;
   s->env = env;
-  s->index = reg_next < REG_MAX ? reg_next++ : -1;
+  s->index = (flags & 16) || reg_next >= REG_MAX ? -1 : reg_next++;
   if (s->index >= 0) reg[s->index] = s;
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
   uv_poll_init(loop, &s->poll, fd);
   s->poll.data = s;
+  if (flags & 32) uv_unref((uv_handle_t *)&s->poll);
   napi_value ext;
   napi_create_external(env, s, finalize_ub, NULL, &ext);
   return ext;

@@ -54,35 +54,57 @@ export class UpstreamGroup {
 
   private suspect(i: number): boolean { return this.state[i].failures >= (this.opts.failLimit ?? 3); }
 
+  /** The plan as two fresh arrays (tests and tools; the forwarder uses order()). */
   plan(now: number): Plan {
+    const out: number[] = [];
+    const first = this.order(now, out);
+    return { first: out.slice(0, first), rest: out.slice(first) };
+  }
+
+  /**
+   * Writes the servers in the order to ask them into out[0, servers.length) and returns how many
+   * to ask at once; the rest follow one by one, on timeout or failure. Allocates nothing (the
+   * forwarder passes a pooled array): this runs once per forwarded query.
+   */
+  order(now: number, out: number[]): number {
     const n = this.servers.length;
-    const idx = [...Array(n).keys()];
-    if (n === 0) return { first: [], rest: [] };
-    if (this.strategy === 'all-servers') return { first: idx, rest: [] };
+    if (n === 0) return 0;
+    for (let i = 0; i < n; i++) out[i] = i;
+    if (this.strategy === 'all-servers') return n;
     if (this.strategy === 'strict-order') {
       // Listed order, but a server failing repeatedly is tried last until it answers again.
-      const ok = idx.filter((i) => !this.suspect(i));
-      const bad = idx.filter((i) => this.suspect(i));
-      const order = [...ok, ...bad];
-      return { first: [order[0]], rest: order.slice(1) };
+      let k = 0;
+      for (let i = 0; i < n; i++) if (!this.suspect(i)) out[k++] = i;
+      for (let i = 0; i < n; i++) if (this.suspect(i)) out[k++] = i;
+      return 1;
     }
     // fastest
     this.sinceProbe++;
     if (n > 1 && (this.sinceProbe >= (this.opts.probeEvery ?? 50) || now - this.lastProbe >= (this.opts.probeIntervalMs ?? 20000))) {
       this.sinceProbe = 0;
       this.lastProbe = now;
-      return { first: idx, rest: [] };
+      return n;
     }
-    const order = idx.sort((a, b) => {
-      const sa = this.suspect(a), sb = this.suspect(b);
-      if (sa !== sb) return sa ? 1 : -1;
-      if (a === this.lastGood) return -1;
-      if (b === this.lastGood) return 1;
-      const fa = this.state[a].failures, fb = this.state[b].failures;
-      if (fa !== fb) return fa - fb;
-      return this.state[a].srtt - this.state[b].srtt;
-    });
-    return { first: [order[0]], rest: order.slice(1) };
+    // Insertion sort (stable, n is a handful): suspects last, then the preferred server, then
+    // fewer consecutive failures, then the lower smoothed RTT.
+    for (let i = 1; i < n; i++) {
+      const x = out[i]!;
+      let j = i - 1;
+      while (j >= 0 && this.before(x, out[j]!)) { out[j + 1] = out[j]!; j--; }
+      out[j + 1] = x;
+    }
+    return 1;
+  }
+
+  /** Whether server a goes before server b in fastest order. */
+  private before(a: number, b: number): boolean {
+    const sa = this.suspect(a), sb = this.suspect(b);
+    if (sa !== sb) return sb;
+    if (a === this.lastGood) return b !== this.lastGood;
+    if (b === this.lastGood) return false;
+    const fa = this.state[a].failures, fb = this.state[b].failures;
+    if (fa !== fb) return fa < fb;
+    return this.state[a].srtt < this.state[b].srtt;
   }
 
   sent(i: number): void { this.state[i].sent++; }

@@ -163,6 +163,30 @@ export interface BindOptions {
   freebind?: boolean;
   slots?: number;
   slotSize?: number;
+  /**
+   * A short-lived socket (the resolver's upstream pool, replaced every ~1000 queries): no number
+   * in the addon's registry (which never reuses its 16384 numbers; only relays need one), its
+   * buffers taken from and given back to a free list instead of allocated per socket, and it
+   * does not keep the event loop alive (as dgram's unref()).
+   */
+  transient?: boolean;
+}
+
+/** Buffers of closed transient sockets, by byte length, for the next ones (at most 64 each). */
+const spareBuffers = new Map<number, Buffer[]>();
+
+function takeBuffer(bytes: number, transient: boolean): Buffer {
+  if (transient) {
+    const b = spareBuffers.get(bytes)?.pop();
+    if (b !== undefined) return b;
+  }
+  return Buffer.alloc(bytes);
+}
+
+function giveBuffer(b: Buffer): void {
+  let list = spareBuffers.get(b.length);
+  if (list === undefined) spareBuffers.set(b.length, list = []);
+  if (list.length < 64) list.push(b);
 }
 
 export class BatchUdpSocket {
@@ -180,6 +204,12 @@ export class BatchUdpSocket {
   onSlot: ((buf: Buffer, len: number, addr: string, port: number, slot: number) => void) | null = null;
   /** Called once at the end of every batch, after the datagrams' callbacks. */
   onBatchEnd: (() => void) | null = null;
+  /**
+   * Called for a datagram larger than a slot (dropped otherwise, counted as truncated) with the
+   * slot's view: its first `slotSize` bytes, enough for a DNS header and question. The resolver's
+   * forwarder asks for such an answer again over TCP.
+   */
+  onTruncated: ((buf: Buffer, slot: number) => void) | null = null;
   /** A socket error reported by the kernel (errno), e.g. ECONNREFUSED on a connected socket. */
   onError: (errno: number) => void = () => {};
   /** Exceptions thrown by onMessage are caught (the batch goes on) and reported here. */
@@ -201,6 +231,7 @@ export class BatchUdpSocket {
   private outCount = 0;
   private isDirty = false;
   private closed = false;
+  private readonly transient: boolean;
 
   private constructor(a: Addon, h: Handle, family: 4 | 6, address: string, opts: BindOptions) {
     this.a = a;
@@ -211,8 +242,9 @@ export class BatchUdpSocket {
     this.index = typeof a.index === 'function' ? a.index(h) : -1;
     this.slots = opts.slots ?? DEFAULT_SLOTS;
     this.slotSize = opts.slotSize ?? DEFAULT_SLOT_SIZE;
-    this.inBuf = Buffer.alloc(this.slots * this.slotSize);
-    this.outBuf = Buffer.alloc(this.slots * this.slotSize);
+    this.transient = opts.transient === true;
+    this.inBuf = takeBuffer(this.slots * this.slotSize, this.transient);
+    this.outBuf = takeBuffer(this.slots * this.slotSize, this.transient);
     this.inMeta = new Int32Array(this.slots * META);
     this.outMeta = new Int32Array(this.slots * META);
     for (let i = 0; i < this.slots; i++) this.slotViews.push(this.inBuf.subarray(i * this.slotSize, (i + 1) * this.slotSize));
@@ -223,7 +255,8 @@ export class BatchUdpSocket {
     const a = load();
     if (!a) throw new Error(loadError);
     const family = isIP(host) === 6 ? 6 : 4;
-    const flags = (opts.reuseAddr ? 1 : 0) | (opts.reusePort ? 2 : 0) | (opts.freebind ? 4 : 0) | (family === 6 ? 8 : 0);
+    const flags = (opts.reuseAddr ? 1 : 0) | (opts.reusePort ? 2 : 0) | (opts.freebind ? 4 : 0) | (family === 6 ? 8 : 0)
+      | (opts.transient ? 16 | 32 : 0);
     const h = a.open(family, host, port, flags);
     return new BatchUdpSocket(a, h, family, host, opts);
   }
@@ -301,6 +334,9 @@ export class BatchUdpSocket {
         // Relayed (-2) or forwarded (-3) by the addon: counted when JS takes the completion / books the query.
         if (len === -2 || len === -3) { this.stats.received--; udpTotals.received--; continue; }
         this.stats.truncated++; udpTotals.oversized++;
+        if (this.onTruncated !== null) {
+          try { this.onTruncated(this.slotViews[i]!, i); } catch (e) { this.onException(e); }
+        }
         continue;
       }
       const off = i * size;
@@ -393,6 +429,8 @@ export class BatchUdpSocket {
     this.closed = true;
     this.outCount = 0;
     this.a.close(this.h);
+    // The addon no longer reads or writes them (its poll is stopped): the next socket may.
+    if (this.transient) { giveBuffer(this.inBuf); giveBuffer(this.outBuf); }
   }
 }
 
