@@ -23,6 +23,23 @@ test('scanMessage reads question, EDNS size and DO bit', () => {
   assert.equal(nameToString(q, HEADER_LEN, info.nameEnd, false), 'Www.Example.COM');
 });
 
+test('nameToString escapes dots, backslashes and non-printable bytes, and stops at a bad label', () => {
+  // Labels given as bytes: "a.b" (a dot inside a label), "c\\d", a NUL, a space, 0xff, upper case.
+  const labels = [[0x61, 0x2e, 0x62], [0x63, 0x5c, 0x64], [0x00, 0x20, 0xff], [0x41, 0x5a]];
+  const wire = [...new Array(HEADER_LEN).fill(0)];
+  for (const l of labels) wire.push(l.length, ...l);
+  wire.push(0);
+  const buf = Uint8Array.from(wire);
+  assert.equal(nameToString(buf, HEADER_LEN, buf.length), 'a\\.b.c\\\\d.\\000\\032\\255.az');
+  assert.equal(nameToString(buf, HEADER_LEN, buf.length, false), 'a\\.b.c\\\\d.\\000\\032\\255.AZ');
+  // A 63-byte label; the root; a label running past `end` ends the name there.
+  const long = Uint8Array.from([...new Array(HEADER_LEN).fill(0), 63, ...new Array(63).fill(0x78), 0]);
+  assert.equal(nameToString(long, HEADER_LEN, long.length), 'x'.repeat(63));
+  assert.equal(nameToString(Uint8Array.from([...new Array(HEADER_LEN).fill(0), 0]), HEADER_LEN, HEADER_LEN + 1), '');
+  const cut = Uint8Array.from([...new Array(HEADER_LEN).fill(0), 2, 0x6f, 0x6b, 9, 0x61, 0x62]);
+  assert.equal(nameToString(cut, HEADER_LEN, cut.length), 'ok');
+});
+
 test('questionKey ignores case but not type, EDNS or DO', () => {
   const info = new QueryInfo();
   const key = (name: string, type: string, o = {}) => { const q = buildQuery(name, type, o); scanMessage(q, q.length, info); return questionKey(q, info); };
