@@ -15,6 +15,7 @@ import type { RR } from '../dns/message.js';
 import type { LocalRecordConfig, ResolverConfig } from '../config/schema.js';
 import type { Diagnostic } from '../config/diagnostics.js';
 import { HostsTable } from './hosts-table.js';
+import { SuffixFilter } from '../dns/suffix-filter.js';
 import { recordData } from '../dns/records.js';
 
 /** Domain answered locally (NXDOMAIN) by every resolver, for health probes. */
@@ -47,6 +48,9 @@ export class LocalData {
   private readonly names = new Map<string, NameData>();
   private readonly wildcards = new Map<string, { a: string[]; aaaa: string[]; nx: boolean }>();
   private readonly localDomains = new Set<string>();
+  /** Skips the suffix walks over wildcards and local-only domains for names none can match. */
+  private readonly wildcardFilter: SuffixFilter;
+  private readonly localOnlyFilter: SuffixFilter;
   /** Every proper ancestor of a local name (empty non-terminals answer NODATA, not NXDOMAIN). */
   private readonly ancestors = new Set<string>();
   readonly diagnostics: Diagnostic[] = [];
@@ -78,6 +82,8 @@ export class LocalData {
     // Reserved (RFC 2606 .invalid): the node's health probe asks here and gets a local NXDOMAIN,
     // so the check proves the socket and the pipeline without depending on any upstream.
     this.localDomains.add(HEALTH_DOMAIN);
+    this.wildcardFilter = new SuffixFilter(this.wildcards.keys());
+    this.localOnlyFilter = new SuffixFilter(this.localDomains);
   }
 
   /** Names in the table (hosts names, their PTR names, records). */
@@ -140,6 +146,7 @@ export class LocalData {
 
   /** True when `name` is at or below a local-only domain (never forwarded). */
   isLocalOnly(name: string): boolean {
+    if (!this.localOnlyFilter.mayMatch(name)) return false;
     let n = name;
     for (;;) {
       if (this.localDomains.has(n)) return true;
@@ -155,7 +162,7 @@ export class LocalData {
     if (nd) return this.answerFrom(name, nd, qtype);
     // Wildcard domains: the most specific matching domain wins.
     let n = name;
-    for (;;) {
+    if (this.wildcardFilter.mayMatch(name)) for (;;) {
       const w = this.wildcards.get(n);
       if (w) {
         if (w.nx) return { kind: 'nxdomain' };

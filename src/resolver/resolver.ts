@@ -20,6 +20,7 @@ import { isPrivateReverse } from './local.js';
 import { PacketCache } from './cache.js';
 import type { UpstreamGroup } from './upstreams.js';
 import { Forwarder } from './forwarder.js';
+import { SuffixFilter } from '../dns/suffix-filter.js';
 import type { Acl } from './acl.js';
 
 export interface Route {
@@ -90,6 +91,9 @@ const MEMO_MAX = 200_000;
 export class Resolver implements DnsHandler {
   private tables: Tables;
   private memo = new Map<string, Memo>();
+  private forwardMemos = new Map<UpstreamGroup, Memo>();
+  /** Skips the walk over conditional-forwarding domains for names none of them can match. */
+  private forwardFilter: SuffixFilter;
   private readonly inflight = new Map<string, Inflight>();
   private readonly info = new QueryInfo();
   private readonly out = Buffer.allocUnsafe(65535 + 2);
@@ -108,6 +112,7 @@ export class Resolver implements DnsHandler {
 
   constructor(tables: Tables, cache: PacketCache, forwarder: Forwarder) {
     this.tables = tables;
+    this.forwardFilter = new SuffixFilter(tables.forward.keys());
     this.cache = cache;
     this.forwarder = forwarder;
   }
@@ -116,6 +121,8 @@ export class Resolver implements DnsHandler {
   setTables(t: Tables): void {
     this.tables = t;
     this.memo = new Map();
+    this.forwardMemos = new Map();
+    this.forwardFilter = new SuffixFilter(t.forward.keys());
   }
 
   get current(): Tables { return this.tables; }
@@ -227,14 +234,21 @@ export class Resolver implements DnsHandler {
     }
     // Conditional forwarding: the most specific domain wins.
     let n = name;
-    for (;;) {
+    if (this.forwardFilter.mayMatch(name)) for (;;) {
       const g = t.forward.get(n);
-      if (g) return { kind: 'forward', group: g };
+      if (g) return this.forwardMemo(g);
       if (n === '') break;
       const i = n.indexOf('.');
       n = i < 0 ? '' : n.slice(i + 1);
     }
-    return { kind: 'forward', group: t.defaultGroup };
+    return this.forwardMemo(t.defaultGroup);
+  }
+
+  /** One routing decision object per upstream group (the decision is the same for all its names). */
+  private forwardMemo(group: UpstreamGroup): Memo {
+    let m = this.forwardMemos.get(group);
+    if (m === undefined) this.forwardMemos.set(group, m = { kind: 'forward', group });
+    return m;
   }
 
   /** Copies a pre-built response for this query: ID, name case and RD from the query. */
@@ -280,8 +294,8 @@ export class Resolver implements DnsHandler {
     const entry: Inflight = { waiters: [waiter] };
     this.inflight.set(key, entry);
     this.stats.inflight = this.inflight.size;
-    const query = Buffer.from(msg); // the client's query as sent; the forwarder writes its own IDs
-    this.forwarder.forward(query, info.questionEnd, group, (o) => {
+    // The forwarder copies the query (msg may be a listener's receive slot) and writes its own IDs.
+    this.forwarder.forward(msg, info.questionEnd, group, (o) => {
       this.inflight.delete(key);
       this.stats.inflight = this.inflight.size;
       if (o.ok) {
