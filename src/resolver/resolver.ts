@@ -21,6 +21,7 @@ import { PacketCache } from './cache.js';
 import type { UpstreamGroup } from './upstreams.js';
 import { Forwarder } from './forwarder.js';
 import { SuffixFilter } from '../dns/suffix-filter.js';
+import { KeyTable } from '../util/key-table.js';
 import type { Acl } from './acl.js';
 
 export interface Route {
@@ -94,7 +95,7 @@ export class Resolver implements DnsHandler {
   private forwardMemos = new Map<UpstreamGroup, Memo>();
   /** Skips the walk over conditional-forwarding domains for names none of them can match. */
   private forwardFilter: SuffixFilter;
-  private readonly inflight = new Map<string, Inflight>();
+  private readonly inflight = new KeyTable<Inflight>();
   private readonly info = new QueryInfo();
   private readonly out = Buffer.allocUnsafe(65535 + 2);
   readonly cache: PacketCache;
