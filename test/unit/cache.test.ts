@@ -104,3 +104,27 @@ test('cache size 0 disables storing', () => {
   const r = resp('z.example', 60);
   assert.equal(c.store(a.key, r, r.length, 0), -1);
 });
+
+test('second chance: a hit spares an entry once, not for ever; expired entries get none', () => {
+  const c = new PacketCache(opts({ maxEntries: 3 }));
+  const n = ['a', 'b', 'c', 'd', 'e', 'f'].map((x) => ({ ...q(`${x}.example`), name: `${x}.example` }));
+  const put = (i: number, now = 0) => { const r = resp(n[i].name, 60); c.store(n[i].key, r, r.length, now); };
+  const has = (i: number, now = 0) => c.lookupStale(n[i].key, n[i].msg, n[i].info, now, out) > 0;
+  put(0); put(1); put(2);
+  assert.ok(c.lookup(n[0].key, n[0].msg, n[0].info, 0, out) > 0); // a is marked
+  put(3); // over by one: a spared (moved back, mark cleared), b evicted
+  assert.deepEqual([0, 1, 2, 3].map((i) => has(i)), [true, false, true, true]);
+  put(4); // c evicted
+  put(5); // d evicted: a, no longer marked, is next
+  assert.deepEqual([0, 2, 3, 4, 5].map((i) => has(i)), [true, false, false, true, true]);
+  const r = resp(n[1].name, 60); c.store(n[1].key, r, r.length, 0); // a evicted now
+  assert.equal(has(0), false);
+  // A marked entry past its expiry is not spared.
+  const d = new PacketCache(opts({ maxEntries: 2 }));
+  const st = (i: number, now: number) => { const rr = resp(n[i].name, 1); d.store(n[i].key, rr, rr.length, now); };
+  st(0, 0); st(1, 0);
+  assert.ok(d.lookup(n[0].key, n[0].msg, n[0].info, 500, out) > 0);
+  st(2, 5000); // a expired (TTL 1 s) although hit: evicted first
+  assert.equal(d.lookupStale(n[0].key, n[0].msg, n[0].info, 5000, out), 0);
+  assert.equal(d.stats.evictions, 1);
+});
