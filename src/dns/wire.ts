@@ -221,39 +221,48 @@ export function sameQuestion(a: Uint8Array, aLen: number, b: Uint8Array, questio
   return true;
 }
 
+/** What walkTtls does to each TTL. */
+const TTL_READ = 0, TTL_AGE = 1, TTL_SET = 2, TTL_CLAMP = 3;
+
 /**
- * Walks every resource record after the question, calling `fn(ttlOffset, type)` for each one
- * except OPT. Returns false on a malformed message.
+ * Visits the TTL of every resource record after the question (OPT excluded): reads it, ages it
+ * by `x` seconds (floor 0), sets it to `x`, or clamps it into [x, y]. Returns the smallest TTL
+ * as it was (-1: no records), or -2 for a malformed message. One function with an operation
+ * code rather than a walker taking a callback: a callback that closes over its arguments was a
+ * closure and a context per call, on every cache hit and forwarded answer.
  */
-function forEachRecord(buf: Uint8Array, len: number, fn: (ttlOff: number, type: number) => void): boolean {
-  if (len < HEADER_LEN) return false;
+function walkTtls(buf: Uint8Array, len: number, op: number, x: number, y: number): number {
+  if (len < HEADER_LEN) return -2;
   const qd = u16(buf, 4);
   let off = HEADER_LEN;
   for (let i = 0; i < qd; i++) {
     off = skipName(buf, off, len);
-    if (off < 0 || off + 4 > len) return false;
+    if (off < 0 || off + 4 > len) return -2;
     off += 4;
   }
+  let min = -1;
   const rrs = u16(buf, 6) + u16(buf, 8) + u16(buf, 10);
   for (let i = 0; i < rrs; i++) {
     off = skipName(buf, off, len);
-    if (off < 0 || off + 10 > len) return false;
-    const type = u16(buf, off);
-    if (type !== QType.OPT) fn(off + 4, type);
+    if (off < 0 || off + 10 > len) return -2;
+    if (u16(buf, off) !== QType.OPT) {
+      const t = off + 4;
+      const v = u32(buf, t);
+      if (min < 0 || v < min) min = v;
+      if (op === TTL_AGE) w32(buf, t, v - x > 0 ? v - x : 0);
+      else if (op === TTL_SET) w32(buf, t, x);
+      else if (op === TTL_CLAMP) { if (v < x) w32(buf, t, x); else if (v > y) w32(buf, t, y); }
+    }
     off += 10 + u16(buf, off + 8);
-    if (off > len) return false;
+    if (off > len) return -2;
   }
-  return true;
+  return min;
 }
 
 /** Smallest TTL of all records (OPT excluded); -1 when there are none or the message is bad. */
 export function minTtl(buf: Uint8Array, len: number): number {
-  let min = -1;
-  const ok = forEachRecord(buf, len, (t) => {
-    const v = u32(buf, t);
-    if (min < 0 || v < min) min = v;
-  });
-  return ok ? min : -1;
+  const m = walkTtls(buf, len, TTL_READ, 0, 0);
+  return m < 0 ? -1 : m;
 }
 
 /** For negative answers: the SOA MINIMUM of the authority section's SOA (min'd with its TTL), or -1. */
@@ -291,23 +300,16 @@ export function negativeTtl(buf: Uint8Array, len: number): number {
 
 /**
  * Rewrites every TTL (OPT excluded) as `max(0, ttl - elapsed)`, or sets them all to `fixed`
- * when given. In place; the caller owns `buf`.
+ * when given. In place; the caller owns `buf`. False for a malformed message (records before
+ * the fault are already rewritten).
  */
 export function ageTtls(buf: Uint8Array, len: number, elapsedSec: number, fixed = -1): boolean {
-  return forEachRecord(buf, len, (t) => {
-    if (fixed >= 0) { w32(buf, t, fixed); return; }
-    const v = u32(buf, t) - elapsedSec;
-    w32(buf, t, v > 0 ? v : 0);
-  });
+  return fixed >= 0 ? walkTtls(buf, len, TTL_SET, fixed, 0) !== -2 : walkTtls(buf, len, TTL_AGE, elapsedSec, 0) !== -2;
 }
 
 /** Clamps TTLs into [min, max] in place (used when a response enters the cache). */
 export function clampTtls(buf: Uint8Array, len: number, min: number, max: number): boolean {
-  return forEachRecord(buf, len, (t) => {
-    const v = u32(buf, t);
-    if (v < min) w32(buf, t, min);
-    else if (v > max) w32(buf, t, max);
-  });
+  return walkTtls(buf, len, TTL_CLAMP, min, max) !== -2;
 }
 
 /** Sets QR, copies RD from the query, sets RA, and sets the RCODE. */
