@@ -36,9 +36,19 @@ import { BatchUdpSocket, copyBytes, META, parseIp, useBatchUdp } from '../util/u
 import type { Server, UpstreamGroup } from './upstreams.js';
 import { literalLookup } from '../util/net.js';
 
+/**
+ * How a forwarded query ended. An answer's bytes are resp[0, len) and are valid **during the
+ * callback only** (on the batched path they are the socket's receive slot, not a copy): keep a
+ * copy to keep them. lastResp (the last SERVFAIL/REFUSED seen) is the caller's.
+ */
 export type ForwardOutcome =
-  | { ok: true; resp: Buffer; server: Server; rttMs: number; tcp: boolean }
+  | { ok: true; resp: Buffer; len: number; server: Server; rttMs: number; tcp: boolean }
   | { ok: false; reason: 'timeout' | 'failed'; lastResp?: Buffer; server?: Server };
+
+/** A callback object (the resolver's pooled in-flight entry): no closure per forwarded query. */
+export interface ForwardCallback {
+  forwarded(o: ForwardOutcome): void;
+}
 
 export interface ForwarderOptions {
   timeoutMs: number;
@@ -60,6 +70,9 @@ export interface ForwarderStats {
   /** Datagrams dropped: wrong source address/port, unknown ID, wrong question, not a response. */
   rejected: number;
 }
+
+const EMPTY = Buffer.alloc(0);
+const NO_SERVER: Server = { host: '', port: 0, label: '' };
 
 /** Receive slots of an upstream socket, and their size: larger answers are asked again over TCP. */
 const UP_SLOTS = 16;
@@ -117,7 +130,7 @@ interface Job {
   start: number;
   lastResp: Buffer | null;
   lastServer: Server | null;
-  cb: ((o: ForwardOutcome) => void) | null;
+  cb: ((o: ForwardOutcome) => void) | ForwardCallback | null;
 }
 
 function canonicalHost(host: string): string {
@@ -140,6 +153,8 @@ export class Forwarder {
   private readonly jobQ = new GenFifo<Job>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
+  /** The answered outcome, refilled for each answer (it is valid during the callback only). */
+  private readonly answered: ForwardOutcome & { ok: true } = { ok: true, resp: EMPTY, len: 0, server: NO_SERVER, rttMs: 0, tcp: false };
 
   constructor(readonly opts: ForwarderOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -153,8 +168,12 @@ export class Forwarder {
     return n;
   }
 
-  forward(query: Buffer, questionEnd: number, group: UpstreamGroup, cb: (o: ForwardOutcome) => void): void {
-    if (group.servers.length === 0) { cb({ ok: false, reason: 'failed' }); return; }
+  forward(query: Buffer, questionEnd: number, group: UpstreamGroup, cb: ((o: ForwardOutcome) => void) | ForwardCallback): void {
+    if (group.servers.length === 0) {
+      const o: ForwardOutcome = { ok: false, reason: 'failed' };
+      if (typeof cb === 'function') cb(o); else cb.forwarded(o);
+      return;
+    }
     const now = this.now();
     const job = this.takeJob(query);
     const first = group.order(Date.now(), job.order);
@@ -322,11 +341,10 @@ export class Forwarder {
       return;
     }
     if (len < 0 || isTruncated(buf)) { this.release(a); this.tcpRetry(a); return; }
-    // Copied before release: closing a retired socket hands its buffers to the next one.
-    const msg = Buffer.allocUnsafe(len);
-    copyBytes(buf, len, msg, 0);
     this.release(a);
-    this.onAnswer(a, msg, false);
+    // The slot itself, not a copy: valid during the callback (closing a retired socket hands its
+    // buffers to the next one, which receives nothing into them before this call returns).
+    this.onAnswer(a, buf, len, false);
   }
 
   private onDgramAnswer(us: UpSock, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -340,7 +358,7 @@ export class Forwarder {
     }
     this.release(a);
     if (isTruncated(msg)) { this.tcpRetry(a); return; }
-    this.onAnswer(a, msg, false);
+    this.onAnswer(a, msg, msg.length, false);
   }
 
   /** Takes the attempt's ID off its socket (late answers are strays from now on). */
@@ -352,28 +370,37 @@ export class Forwarder {
     a.sock = null;
   }
 
-  private onAnswer(a: Attempt, msg: Buffer, tcp: boolean): void {
+  private onAnswer(a: Attempt, msg: Buffer, len: number, tcp: boolean): void {
     const job = a.job!;
     a.done = true;
     job.outstanding--;
     if (job.finished) return;
     const rc = rcodeOf(msg);
     if (rc === Rcode.SERVFAIL || rc === Rcode.REFUSED) {
-      this.attemptFailed(a, msg, true);
+      this.attemptFailed(a, msg, len, true);
       return;
     }
     const rtt = this.now() - a.sentAt;
     const group = job.group!;
     group.success(a.server, rtt, Date.now());
     this.stats.answers++;
-    this.finish(job, { ok: true, resp: msg, server: group.servers[a.server]!, rttMs: rtt, tcp });
+    const o = this.answered;
+    o.resp = msg; o.len = len; o.server = group.servers[a.server]!; o.rttMs = rtt; o.tcp = tcp;
+    this.finish(job, o);
+    o.resp = EMPTY;
   }
 
-  private attemptFailed(a: Attempt, resp: Buffer | null, counted = false): void {
+  private attemptFailed(a: Attempt, resp: Buffer | null, len = 0, counted = false): void {
     const job = a.job!;
     if (!counted) { a.done = true; job.outstanding--; this.release(a); }
     job.group!.failure(a.server);
-    if (resp) { job.lastResp = resp; job.lastServer = job.group!.servers[a.server]!; }
+    if (resp) {
+      // Kept beyond this call (the answer if nobody does better): a copy of its bytes.
+      const copy = Buffer.allocUnsafe(len);
+      copyBytes(resp, len, copy, 0);
+      job.lastResp = copy;
+      job.lastServer = job.group!.servers[a.server]!;
+    }
     if (job.finished) return;
     // Move on at once rather than waiting for the attempt's timeout.
     this.next(job, this.now());
@@ -403,7 +430,7 @@ export class Forwarder {
       sock.destroy();
       this.tcpSockets.delete(sock);
       if (a.gen !== gen) return; // the query finished (total timeout) while this was under way
-      if (resp) this.onAnswer(a, resp, true);
+      if (resp) this.onAnswer(a, resp, resp.length, true);
       else if (!a.done) this.attemptFailed(a, null);
     };
     sock.setTimeout(this.opts.timeoutMs, () => done(null));
@@ -429,7 +456,7 @@ export class Forwarder {
       ? { ok: false as const, reason: 'failed' as const, lastResp: job.lastResp, server: job.lastServer ?? undefined }
       : { ok: false as const, reason: 'timeout' as const });
     this.recycle(job);
-    cb(o);
+    if (typeof cb === 'function') cb(o); else cb.forwarded(o);
   }
 
   // ---------------------------------------------------------------- deadlines

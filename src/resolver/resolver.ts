@@ -19,9 +19,10 @@ import type { LocalData } from './local.js';
 import { isPrivateReverse } from './local.js';
 import { PacketCache } from './cache.js';
 import type { UpstreamGroup } from './upstreams.js';
-import { Forwarder } from './forwarder.js';
+import { Forwarder, type ForwardCallback, type ForwardOutcome } from './forwarder.js';
 import { SuffixFilter } from '../dns/suffix-filter.js';
 import { KeyTable } from '../util/key-table.js';
+import { copyBytes } from '../util/udp-batch.js';
 import type { Acl } from './acl.js';
 
 export interface Route {
@@ -48,19 +49,29 @@ type Memo =
   | { kind: 'local'; wire: Buffer; keep: boolean }
   | { kind: 'forward'; group: UpstreamGroup };
 
+/** A client waiting for a forwarded question (pooled). */
 interface Waiter {
-  head: Buffer; // the client's header + question (ID, case, RD)
+  head: Buffer; // the client's header + question (ID, case, RD) in head[0, headLen)
+  headLen: number;
   nameEnd: number;
   limit: number; // max response size for this client (UDP limit or 65535)
   edns: boolean;
   dnssecOk: boolean;
-  reply: Reply;
-  ctx: QueryContext;
+  reply: Reply | null;
+  ctx: QueryContext | null;
   started: number;
 }
 
-interface Inflight {
-  waiters: Waiter[];
+/**
+ * A question in flight upstream and the clients waiting for it (pooled; it is the forwarder's
+ * callback object, so a forwarded query makes no closure).
+ */
+class Inflight implements ForwardCallback {
+  key = '';
+  readonly waiters: Waiter[] = [];
+  n = 0;
+  constructor(private readonly r: Resolver) {}
+  forwarded(o: ForwardOutcome): void { this.r.onForwarded(this, o); }
 }
 
 export type Source = 'local' | 'cache' | 'stale' | 'upstream' | 'refused' | 'servfail' | 'formerr' | 'dropped';
@@ -96,6 +107,8 @@ export class Resolver implements DnsHandler {
   /** Skips the walk over conditional-forwarding domains for names none of them can match. */
   private forwardFilter: SuffixFilter;
   private readonly inflight = new KeyTable<Inflight>();
+  private readonly freeInflight: Inflight[] = [];
+  private readonly freeWaiters: Waiter[] = [];
   private readonly info = new QueryInfo();
   private readonly out = Buffer.allocUnsafe(65535 + 2);
   readonly cache: PacketCache;
@@ -270,16 +283,51 @@ export class Resolver implements DnsHandler {
     return truncateInPlace(out, info);
   }
 
+  private takeWaiter(msg: Buffer, info: QueryInfo, ctx: QueryContext, reply: Reply, t0: number): Waiter {
+    let w = this.freeWaiters.pop();
+    const qEnd = info.questionEnd;
+    if (w === undefined) {
+      w = { head: Buffer.allocUnsafe(Math.max(512, qEnd)), headLen: 0, nameEnd: 0, limit: 0, edns: false, dnssecOk: false, reply: null, ctx: null, started: 0 };
+    } else if (w.head.length < qEnd) {
+      w.head = Buffer.allocUnsafe(qEnd);
+    }
+    copyBytes(msg, qEnd, w.head, 0);
+    w.headLen = qEnd;
+    w.nameEnd = info.nameEnd;
+    w.limit = ctx.transport === 'tcp' ? 65535 : (ctx.maxSize ?? clientUdpLimit(info));
+    w.edns = info.edns;
+    w.dnssecOk = info.dnssecOk;
+    w.reply = reply;
+    w.ctx = ctx;
+    w.started = t0 || performance.now();
+    return w;
+  }
+
+  /** Answers went out: the entry and its waiters go back to their pools. */
+  private release(entry: Inflight): void {
+    for (let i = 0; i < entry.n; i++) {
+      const w = entry.waiters[i]!;
+      entry.waiters[i] = undefined as unknown as Waiter;
+      w.reply = null;
+      w.ctx = null;
+      this.freeWaiters.push(w);
+    }
+    entry.n = 0;
+    entry.key = '';
+    this.freeInflight.push(entry);
+  }
+
   private forward(key: string, msg: Buffer, info: QueryInfo, ctx: QueryContext, reply: Reply, group: UpstreamGroup | null, t0: number): void {
-    const waiter: Waiter = {
-      head: Buffer.from(msg.subarray(0, info.questionEnd)), nameEnd: info.nameEnd,
-      limit: ctx.transport === 'tcp' ? 65535 : (ctx.maxSize ?? clientUdpLimit(info)),
-      edns: info.edns, dnssecOk: info.dnssecOk, reply, ctx, started: t0 || performance.now(),
-    };
     const existing = this.inflight.get(key);
-    if (existing) { existing.waiters.push(waiter); return; } // merged: one upstream query per question
+    if (existing) { // merged: one upstream query per question
+      existing.waiters[existing.n++] = this.takeWaiter(msg, info, ctx, reply, t0);
+      return;
+    }
     if (!group || group.servers.length === 0) {
-      this.answerFailure(key, [waiter], null);
+      const entry = this.freeInflight.pop() ?? new Inflight(this);
+      entry.waiters[entry.n++] = this.takeWaiter(msg, info, ctx, reply, t0);
+      this.answerFailure(key, entry, null, 0);
+      this.release(entry);
       return;
     }
     if (this.inflight.size >= this.tables.maxInflight) {
@@ -292,30 +340,37 @@ export class Resolver implements DnsHandler {
       this.finishError(msg, ctx, reply, Rcode.REFUSED, 'refused', t0);
       return;
     }
-    const entry: Inflight = { waiters: [waiter] };
+    const entry = this.freeInflight.pop() ?? new Inflight(this);
+    entry.key = key;
+    entry.waiters[entry.n++] = this.takeWaiter(msg, info, ctx, reply, t0);
     this.inflight.set(key, entry);
     this.stats.inflight = this.inflight.size;
     // The forwarder copies the query (msg may be a listener's receive slot) and writes its own IDs.
-    this.forwarder.forward(msg, info.questionEnd, group, (o) => {
-      this.inflight.delete(key);
-      this.stats.inflight = this.inflight.size;
-      if (o.ok) {
-        this.cache.store(key, o.resp, o.resp.length, Date.now());
-        this.deliver(entry.waiters, o.resp, o.resp.length, 'upstream', o.server.label);
-      } else {
-        this.answerFailure(key, entry.waiters, o.lastResp ?? null);
-      }
-    });
+    this.forwarder.forward(msg, info.questionEnd, group, entry);
+  }
+
+  /** The forwarder's outcome for an in-flight question (its bytes are valid during this call only). */
+  onForwarded(entry: Inflight, o: ForwardOutcome): void {
+    this.inflight.delete(entry.key);
+    this.stats.inflight = this.inflight.size;
+    if (o.ok) {
+      this.cache.store(entry.key, o.resp, o.len, Date.now());
+      this.deliver(entry, o.resp, o.len, 'upstream', o.server.label);
+    } else {
+      this.answerFailure(entry.key, entry, o.lastResp ?? null, o.lastResp?.length ?? 0);
+    }
+    this.release(entry);
   }
 
   /** Every upstream failed: serve stale if allowed, else SERVFAIL (or the last failure seen). */
-  private answerFailure(key: string, waiters: Waiter[], lastResp: Buffer | null): void {
+  private answerFailure(key: string, entry: Inflight, lastResp: Buffer | null, lastLen: number): void {
     const info = this.info;
-    for (const w of waiters) {
-      // Re-scan the saved head to rebuild a QueryInfo for this waiter (cheap: header + question).
+    for (let i = 0; i < entry.n; i++) {
+      const w = entry.waiters[i]!;
+      // Rebuild a QueryInfo for this waiter from its saved head (header + question).
       info.id = u16(w.head, 0);
       info.nameEnd = w.nameEnd;
-      info.questionEnd = w.head.length;
+      info.questionEnd = w.headLen;
       info.edns = w.edns;
       info.dnssecOk = w.dnssecOk;
       const stale = this.cache.lookupStale(key, w.head, info, Date.now(), this.out);
@@ -323,37 +378,38 @@ export class Resolver implements DnsHandler {
         const n = stale <= w.limit ? stale : truncateInPlace(this.out, info);
         this.count('stale');
         this.countRcode(this.out[3] & 0x0f);
-        w.reply(this.out, n);
+        w.reply!(this.out, n);
         this.logWaiter(w, 'stale', this.out[3] & 0x0f);
         continue;
       }
-      const rcode = lastResp ? (lastResp[3] & 0x0f) : Rcode.SERVFAIL;
+      const rcode = lastResp && lastLen >= HEADER_LEN ? (lastResp[3] & 0x0f) : Rcode.SERVFAIL;
       const n = errorResponse(w.head, info, rcode, this.out);
       this.count('servfail');
       this.countRcode(rcode);
-      w.reply(this.out, n);
+      w.reply!(this.out, n);
       this.logWaiter(w, 'servfail', rcode);
     }
   }
 
-  private deliver(waiters: Waiter[], resp: Buffer, len: number, source: Source, upstream: string): void {
+  private deliver(entry: Inflight, resp: Buffer, len: number, source: Source, upstream: string): void {
     const out = this.out;
     const info = this.info;
-    for (const w of waiters) {
-      resp.copy(out, 0, 0, len);
+    for (let i = 0; i < entry.n; i++) {
+      const w = entry.waiters[i]!;
+      copyBytes(resp, len, out, 0);
       out[0] = w.head[0]; out[1] = w.head[1];
       copyQuestionCase(out, w.head, w.nameEnd);
       out[2] = (out[2] & 0xfe) | (w.head[2] & 0x01);
       let n = len;
       if (n > w.limit) {
-        info.questionEnd = w.head.length;
+        info.questionEnd = w.headLen;
         info.edns = w.edns;
         info.dnssecOk = w.dnssecOk;
         n = truncateInPlace(out, info);
       }
       this.count(source);
       this.countRcode(out[3] & 0x0f);
-      w.reply(out, n);
+      w.reply!(out, n);
       this.logWaiter(w, source, out[3] & 0x0f, upstream);
     }
   }
@@ -384,9 +440,9 @@ export class Resolver implements DnsHandler {
     if (!this.queryLog) return;
     const qtype = u16(w.head, w.nameEnd);
     this.queryLog({
-      client: w.ctx.clientAddress, name: nameToString(w.head, HEADER_LEN, w.nameEnd, false), type: typeName(qtype),
+      client: w.ctx!.clientAddress, name: nameToString(w.head, HEADER_LEN, w.nameEnd, false), type: typeName(qtype),
       rcode: rcodeName(rcode), source, upstream, ms: Math.round((performance.now() - w.started) * 1000) / 1000,
-      transport: w.ctx.transport,
+      transport: w.ctx!.transport,
     });
   }
 

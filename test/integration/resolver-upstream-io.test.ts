@@ -37,8 +37,8 @@ function ask(f: Forwarder, group: UpstreamGroup, name: string, opts: Parameters<
   const info = new QueryInfo();
   assert.equal(scanMessage(q, q.length, info), 0);
   return new Promise((resolve) => f.forward(q, info.questionEnd, group, (o) => {
-    // The outcome's buffer is the caller's to keep: copy nothing, check it later.
-    resolve(o);
+    // An answer's bytes are valid during the callback only (a receive slot): keep a copy.
+    resolve(o.ok ? { ...o, resp: Buffer.from(o.resp.subarray(0, o.len)) } : o);
   }));
 }
 
