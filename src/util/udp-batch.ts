@@ -3,12 +3,12 @@
  * wake-up, one JS call per batch, one sendmmsg for the replies queued during it. Node's dgram
  * pays a recvmsg, a JS callback with a fresh Buffer + rinfo, a lookup and a sendmsg per datagram,
  * which costs more CPU than dnsmasq spends on a whole query; this is the DNS hot path's way
- * around that. Used by the resolver's UDP listeners and the balancer (listeners and backend
- * sockets); everything else keeps dgram.
+ * around that. Used by the resolver (listeners and upstream sockets) and the balancer
+ * (listeners and backend sockets); everything else keeps dgram.
  *
  * Replies queued while a batch is being dispatched go out with that batch's sendmmsg (or, for
- * another socket, in one sendmmsg right after the batch); outside a batch (a timer, an upstream
- * answer that came through dgram) a send goes out at once.
+ * another socket, in one sendmmsg right after the batch); outside a batch (a timer, a TCP
+ * answer, anything that came through dgram) a send goes out at once.
  *
  * Addresses travel as words (family, port, a0..a3; see the C file) so the per-packet path neither
  * parses nor formats strings; the client address string a handler needs is formatted once per
