@@ -28,7 +28,7 @@ export interface ResolverView {
   inflightRefused: number;
   localNames: number;
   cache: { entries: number; bytes: number; hits: number; misses: number; staleHits: number; inserts: number; evictions: number };
-  forwarder: { sent: number; answers: number; timeouts: number; tcpRetries: number; rejected: number };
+  forwarder: { sent: number; answers: number; timeouts: number; tcpRetries: number; rejected: number; socketErrors: number };
   upstreams: UpstreamView[];
 }
 

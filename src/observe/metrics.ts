@@ -92,9 +92,12 @@ export function createMetrics(view: NodeView): Metrics {
   counter('hadns_forwarder_sent_total', 'Queries sent to upstream servers.', [], (st) => one(r(st)?.forwarder.sent));
   counter('hadns_forwarder_answers_total', 'Valid answers received from upstream servers.', [], (st) => one(r(st)?.forwarder.answers));
   counter('hadns_forwarder_timeouts_total', 'Upstream attempts that timed out.', [], (st) => one(r(st)?.forwarder.timeouts));
-  counter('hadns_forwarder_tcp_retries_total', 'Truncated upstream answers retried over TCP.', [], (st) => one(r(st)?.forwarder.tcpRetries));
+  counter('hadns_forwarder_tcp_retries_total', 'Upstream answers asked again over TCP (truncated, or larger than a 4 KB receive slot).', [],
+    (st) => one(r(st)?.forwarder.tcpRetries));
   counter('hadns_forwarder_rejected_total', 'Upstream replies rejected (wrong source, ID or question: spoofing or late).', [],
     (st) => one(r(st)?.forwarder.rejected));
+  counter('hadns_forwarder_socket_errors_total', 'Upstream queries not sent because no socket could be opened (e.g. out of file descriptors).', [],
+    (st) => one(r(st)?.forwarder.socketErrors));
 
   const up = (st: NodeStatus) => (r(st)?.upstreams ?? []);
   const upL = (u: { label: string; group: string }) => ({ upstream: u.label, group: u.group || 'default' });

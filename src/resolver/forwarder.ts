@@ -60,6 +60,8 @@ export interface ForwarderOptions {
   now?: () => number;
   /** Upstream UDP on the batched native sockets or on Node's dgram; default: as the listeners. */
   io?: 'batch' | 'dgram';
+  /** Warnings (a socket that cannot be opened); the forwarder sends at most one per 10 s. */
+  warn?: (msg: string) => void;
 }
 
 export interface ForwarderStats {
@@ -69,6 +71,8 @@ export interface ForwarderStats {
   tcpRetries: number;
   /** Datagrams dropped: wrong source address/port, unknown ID, wrong question, not a response. */
   rejected: number;
+  /** Upstream queries not sent because no socket could be opened (EMFILE, ENOBUFS, …). */
+  socketErrors: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -140,7 +144,8 @@ function canonicalHost(host: string): string {
 export class Forwarder {
   /** Upstream sockets: [IPv4 batched, IPv4 dgram, IPv6 batched, IPv6 dgram]. */
   private readonly pools: UpSock[][] = [[], [], [], []];
-  readonly stats: ForwarderStats = { sent: 0, answers: 0, timeouts: 0, tcpRetries: 0, rejected: 0 };
+  readonly stats: ForwarderStats = { sent: 0, answers: 0, timeouts: 0, tcpRetries: 0, rejected: 0, socketErrors: 0 };
+  private lastWarn = -Infinity;
   private closed = false;
   private readonly now: () => number;
   private readonly batch: boolean;
@@ -185,7 +190,9 @@ export class Forwarder {
     job.cb = cb;
     this.jobQ.push(job);
     this.due(now + this.opts.totalTimeoutMs, now);
-    for (let k = 0; k < first; k++) this.send(job, job.order[k]!, now);
+    const gen = job.gen;
+    // A send that fails may end the job at once (nobody left to ask): then stop.
+    for (let k = 0; k < first && job.gen === gen && !job.finished; k++) this.send(job, job.order[k]!, now);
   }
 
   // ---------------------------------------------------------------- pools
@@ -298,7 +305,21 @@ export class Forwarder {
   private send(job: Job, i: number, now: number): void {
     const server = job.group!.servers[i]!;
     const t = this.target(server);
-    const us = this.socket(t);
+    let us: UpSock;
+    try {
+      us = this.socket(t);
+    } catch (e) {
+      // No socket (out of file descriptors, say): this server counts as failed for this query,
+      // which moves on or ends now with SERVFAIL instead of waiting for a timeout.
+      this.stats.socketErrors++;
+      if (now - this.lastWarn >= 10_000) {
+        this.lastWarn = now;
+        this.opts.warn?.(`cannot open an upstream socket: ${(e as Error).message}`);
+      }
+      job.group!.failure(i);
+      this.next(job, now);
+      return;
+    }
     const a = this.takeAttempt();
     a.job = job; a.server = i; a.target = t; a.sock = us; a.sentAt = now; a.done = false;
     a.id = us.pending.add(a);

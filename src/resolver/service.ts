@@ -247,7 +247,9 @@ export class ResolverService {
   private constructor(cfg: ResolverConfig, built: BuildResult, private readonly log: Logger) {
     this.cfg = cfg;
     this.upstreamKey = built.upstreamKey;
-    const forwarder = new Forwarder({ timeoutMs: cfg.upstreams.timeout_ms, totalTimeoutMs: cfg.upstreams.total_timeout_ms });
+    const forwarder = new Forwarder({
+      timeoutMs: cfg.upstreams.timeout_ms, totalTimeoutMs: cfg.upstreams.total_timeout_ms, warn: (m) => log.warn(m),
+    });
     this.resolver = new Resolver(built.tables, new PacketCache(cacheOptions(cfg)), forwarder);
     this.resolver.warn = (m) => log.warn(m);
     this.setQueryLog(cfg);

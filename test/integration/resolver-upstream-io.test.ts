@@ -13,6 +13,7 @@ import { Forwarder, type ForwardOutcome } from '../../src/resolver/forwarder.js'
 import { UpstreamGroup, type Server, type Strategy } from '../../src/resolver/upstreams.js';
 import { BatchUdpSocket, useBatchUdp } from '../../src/util/udp-batch.js';
 import dnsPacket from 'dns-packet';
+import dgram from 'node:dgram';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -138,5 +139,36 @@ for (const io of modes) {
       assert.equal(o.tcp, io === 'batch');
     }
     assert.equal(up.received.filter((r) => r.proto === 'tcp').length, io === 'batch' ? 1 : 0);
+  });
+
+  test(`${io}: a socket that cannot be opened fails that server at once, not after a timeout`, async () => {
+    const a = await fake(new FakeUpstream().add('s.test', 'A', ['192.0.2.70']));
+    const b = await fake(new FakeUpstream().add('s.test', 'A', ['192.0.2.71']));
+    const warnings: string[] = [];
+    const f = forwarder(io, { timeoutMs: 400, totalTimeoutMs: 1000, warn: (m) => warnings.push(m) });
+    const g = group([a, b]);
+    const origBind = BatchUdpSocket.bind, origCreate = dgram.createSocket;
+    const emfile = (): never => { throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' }); };
+    try {
+      (BatchUdpSocket as unknown as { bind: unknown }).bind = emfile;
+      (dgram as unknown as { createSocket: unknown }).createSocket = emfile;
+      const t0 = performance.now();
+      const o = await ask(f, g, 's.test');
+      assert.equal(o.ok, false, 'no socket for either server');
+      if (!o.ok) assert.equal(o.reason, 'timeout');
+      assert.ok(performance.now() - t0 < 100, 'ended at once');
+      assert.equal(f.stats.socketErrors, 2);
+      assert.equal(f.stats.sent, 0);
+      assert.equal(f.inFlight, 0);
+      await ask(f, g, 's.test');
+      assert.equal(warnings.length, 1, 'warned once (throttled)');
+      assert.match(warnings[0]!, /cannot open an upstream socket: EMFILE/);
+    } finally {
+      (BatchUdpSocket as unknown as { bind: unknown }).bind = origBind;
+      (dgram as unknown as { createSocket: unknown }).createSocket = origCreate;
+    }
+    // Sockets again: it answers.
+    const ok = await ask(f, g, 's.test');
+    assert.ok(ok.ok && addrs(ok.resp)[0] === '192.0.2.70');
   });
 }

@@ -94,7 +94,7 @@ function status(extra: Partial<NodeStatus> = {}): NodeStatus {
       listen: ['udp://127.0.0.1:53'], queries: 100, bySource: { local: 10, cache: 60, upstream: 30 }, byRcode: { NOERROR: 95, NXDOMAIN: 5 }, byType: { A: 70, AAAA: 30 },
       aclDrops: 2, inflight: 1, inflightRefused: 0, localNames: 12,
       cache: { entries: 40, bytes: 4000, hits: 60, misses: 40, staleHits: 0, inserts: 40, evictions: 3 },
-      forwarder: { sent: 31, answers: 30, timeouts: 1, tcpRetries: 0, rejected: 0 },
+      forwarder: { sent: 31, answers: 30, timeouts: 1, tcpRetries: 0, rejected: 0, socketErrors: 2 },
       upstreams: [{ label: '192.0.2.1', group: '', srttMs: 12.5, failures: 0, sent: 20, answered: 20 },
         { label: '192.0.2.2', group: 'corp.example', srttMs: 800, failures: 4, sent: 11, answered: 10 }],
     },
@@ -139,6 +139,7 @@ test('metrics: one exposition from a status snapshot, labelled per upstream, bac
   has('hadns_dns_acl_drops_total 2');
   has('hadns_cache_hits_total 60');
   has('hadns_cache_evictions_total 3');
+  has('hadns_forwarder_socket_errors_total 2');
   has('hadns_upstream_srtt_seconds{upstream="192.0.2.1",group="default"} 0.0125');
   has('hadns_upstream_consecutive_failures{upstream="192.0.2.2",group="corp.example"} 4');
   has('hadns_balancer_backend_up{service="dns-lb",mode="dns",backend="10.0.0.54:53"} 0');
