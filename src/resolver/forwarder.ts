@@ -166,7 +166,7 @@ export class Forwarder {
     this.batch = opts.io === 'batch' ? true : opts.io === 'dgram' ? false : useBatchUdp();
   }
 
-  /** Jobs in flight (tests, status). */
+  /** Upstream attempts waiting for an answer on a socket (tests). */
   get inFlight(): number {
     let n = 0;
     for (const pool of this.pools) for (const us of pool) if (us) n += us.pending.size;
@@ -190,9 +190,9 @@ export class Forwarder {
     job.cb = cb;
     this.jobQ.push(job);
     this.due(now + this.opts.totalTimeoutMs, now);
-    const gen = job.gen;
-    // A send that fails may end the job at once (nobody left to ask): then stop.
-    for (let k = 0; k < first && job.gen === gen && !job.finished; k++) this.send(job, job.order[k]!, now);
+    for (let k = 0; k < first; k++) this.send(job, job.order[k]!, now);
+    // Not one of them could be sent (no socket): the rest of the plan, or SERVFAIL now.
+    if (job.outstanding === 0) this.next(job, now);
   }
 
   // ---------------------------------------------------------------- pools
@@ -302,23 +302,25 @@ export class Forwarder {
 
   // ---------------------------------------------------------------- sending
 
-  private send(job: Job, i: number, now: number): void {
+  /**
+   * Sends the job's query to server i; false when no socket could be opened (out of file
+   * descriptors, say): that server then counts as failed for this query, and the caller moves on
+   * instead of waiting for a timeout.
+   */
+  private send(job: Job, i: number, now: number): boolean {
     const server = job.group!.servers[i]!;
     const t = this.target(server);
     let us: UpSock;
     try {
       us = this.socket(t);
     } catch (e) {
-      // No socket (out of file descriptors, say): this server counts as failed for this query,
-      // which moves on or ends now with SERVFAIL instead of waiting for a timeout.
       this.stats.socketErrors++;
       if (now - this.lastWarn >= 10_000) {
         this.lastWarn = now;
         this.opts.warn?.(`cannot open an upstream socket: ${(e as Error).message}`);
       }
       job.group!.failure(i);
-      this.next(job, now);
-      return;
+      return false;
     }
     const a = this.takeAttempt();
     a.job = job; a.server = i; a.target = t; a.sock = us; a.sentAt = now; a.done = false;
@@ -335,7 +337,7 @@ export class Forwarder {
       // sendWords copies the datagram (into the socket's out slot, or sends it at once).
       writeId(job.query, a.id);
       us.bs.sendWords(job.query, job.len, t.family, t.port, t.a0, t.a1, t.a2, t.a3);
-      return;
+      return true;
     }
     const msg = Buffer.allocUnsafe(job.len);
     job.query.copy(msg, 0, 0, job.len);
@@ -344,6 +346,7 @@ export class Forwarder {
     us.dg!.send(msg, t.port, t.host, (err) => {
       if (err && a.gen === gen && !a.done) this.attemptFailed(a, null);
     });
+    return true;
   }
 
   // ---------------------------------------------------------------- answers
@@ -429,8 +432,8 @@ export class Forwarder {
 
   /** Asks the next server of the plan, or gives up when none is left and nobody is pending. */
   private next(job: Job, now: number): void {
-    if (job.nextAt < job.orderLen) this.send(job, job.order[job.nextAt++]!, now);
-    else if (job.outstanding === 0) this.finish(job, null);
+    while (job.nextAt < job.orderLen) if (this.send(job, job.order[job.nextAt++]!, now)) return;
+    if (job.outstanding === 0) this.finish(job, null);
   }
 
   private tcpRetry(a: Attempt): void {
