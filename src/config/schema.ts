@@ -159,7 +159,7 @@ export const configSchema = z.strictObject({
       + 'is served from its first packet. off (or auto without the permission): bind when the VIP arrives, '
       + 'release when it leaves.'),
     udp_io: z.enum(['auto', 'native', 'dgram']).default('auto').describe(
-      'How the UDP sockets of the DNS path (resolver listeners, balancer listeners and backend sockets) are driven. '
+      'How the UDP sockets of the DNS path (resolver listeners and upstream sockets, balancer listeners and backend sockets) are driven. '
       + 'native: batched recvmmsg/sendmmsg through the addon built by npm install (Linux; fails at start without it). '
       + 'dgram: Node\'s own UDP sockets, one system call and one callback per datagram (slower; the fallback). '
       + 'auto: native when the addon loads, else dgram. The environment variable HADNS_UDP_IO overrides it. '
