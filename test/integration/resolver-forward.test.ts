@@ -39,6 +39,27 @@ test('identical questions in flight merge into one upstream query', async () => 
   assert.equal(up.count('merge.test'), 1);
 });
 
+test('each client gets its own answer when forwarded and local answers interleave', async () => {
+  // Forwarded answers come back 100 ms later, after many local answers went out to other clients
+  // in between: the listener's reply targets (pooled) must not mix the clients up.
+  const up = new FakeUpstream({ behaviour: { kind: 'slow', delayMs: 100 } });
+  for (let i = 0; i < 20; i++) up.add(`f${i}.test`, 'A', [`192.0.2.${100 + i}`]);
+  const records = Array.from({ length: 20 }, (_, i) => ({ name: `l${i}.test`, type: 'A' as const, value: `10.1.0.${i + 1}` }));
+  const { port } = await setup([up], { records });
+  const asks: Promise<void>[] = [];
+  for (let i = 0; i < 20; i++) {
+    asks.push(udpQuery(port, `f${i}.test`, 'A', { id: 2000 + i }).then((r) => {
+      assert.equal(r?.id, 2000 + i);
+      assert.deepEqual(answersOf(r), [`A 192.0.2.${100 + i}`], `f${i}.test`);
+    }));
+    asks.push(udpQuery(port, `l${i}.test`, 'A', { id: 3000 + i }).then((r) => {
+      assert.equal(r?.id, 3000 + i);
+      assert.deepEqual(answersOf(r), [`A 10.1.0.${i + 1}`], `l${i}.test`);
+    }));
+  }
+  await Promise.all(asks);
+});
+
 test('SERVFAIL and REFUSED move on to the next server (strict-order)', async () => {
   const a = new FakeUpstream({ behaviour: { kind: 'servfail' } });
   const b = new FakeUpstream({ behaviour: { kind: 'refused' } });
