@@ -123,7 +123,8 @@ export const resolverSchema = z.strictObject({
   bogus_priv: z.boolean().default(false)
     .describe('Never forward reverse lookups of private ranges; answer NXDOMAIN unless local (dnsmasq bogus-priv).'),
   max_inflight: z.number().int().min(1).default(1024)
-    .describe('Upstream queries in flight at once; beyond, clients get REFUSED (dnsmasq dns-forward-max).'),
+    .describe('Upstream queries in flight at once, and 16 times as many clients waiting on them (identical questions merge); '
+      + 'beyond, clients get REFUSED (dnsmasq dns-forward-max).'),
   query_log: z.boolean().default(false).describe('Log one line per query (dnsmasq log-queries).'),
   query_log_rate: z.number().int().min(1).default(1000).describe('At most this many query-log lines per second.'),
 });

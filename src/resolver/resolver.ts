@@ -99,6 +99,11 @@ export interface ResolverStats {
 }
 
 const MEMO_MAX = 200_000;
+/**
+ * Clients that may wait on in-flight questions, per max_inflight (1024 → 16384 clients, ~10 MB
+ * at most). dnsmasq bounds the clients it attaches to forwarded queries by dns-forward-max too.
+ */
+const WAITERS_PER_INFLIGHT = 16;
 
 export class Resolver implements DnsHandler {
   private tables: Tables;
@@ -109,6 +114,8 @@ export class Resolver implements DnsHandler {
   private readonly inflight = new KeyTable<Inflight>();
   private readonly freeInflight: Inflight[] = [];
   private readonly freeWaiters: Waiter[] = [];
+  /** Clients waiting on in-flight questions (merged ones included), bounded by WAITERS_PER_INFLIGHT × max_inflight. */
+  private waiting = 0;
   private readonly info = new QueryInfo();
   private readonly out = Buffer.allocUnsafe(65535 + 2);
   readonly cache: PacketCache;
@@ -300,6 +307,7 @@ export class Resolver implements DnsHandler {
     w.reply = reply;
     w.ctx = ctx;
     w.started = t0 || performance.now();
+    this.waiting++;
     return w;
   }
 
@@ -312,6 +320,7 @@ export class Resolver implements DnsHandler {
       w.ctx = null;
       this.freeWaiters.push(w);
     }
+    this.waiting -= entry.n;
     entry.n = 0;
     entry.key = '';
     this.freeInflight.push(entry);
@@ -319,7 +328,8 @@ export class Resolver implements DnsHandler {
 
   private forward(key: string, msg: Buffer, info: QueryInfo, ctx: QueryContext, reply: Reply, group: UpstreamGroup | null, t0: number): void {
     const existing = this.inflight.get(key);
-    if (existing) { // merged: one upstream query per question
+    if (existing && this.waiting < WAITERS_PER_INFLIGHT * this.tables.maxInflight) {
+      // Merged: one upstream query per question.
       existing.waiters[existing.n++] = this.takeWaiter(msg, info, ctx, reply, t0);
       return;
     }
@@ -330,12 +340,15 @@ export class Resolver implements DnsHandler {
       this.release(entry);
       return;
     }
-    if (this.inflight.size >= this.tables.maxInflight) {
+    if (existing || this.inflight.size >= this.tables.maxInflight) {
+      // Full: too many questions in flight, or too many clients waiting on them (a flood of one
+      // question to a slow upstream would otherwise hold a waiter per query until it answers).
       this.stats.inflightRefused++;
       const now = Date.now();
       if (now - this.lastInflightWarn > 10_000) {
         this.lastInflightWarn = now;
-        this.warn(`in-flight upstream limit (${this.tables.maxInflight}) reached: answering REFUSED`);
+        this.warn(`in-flight upstream limit reached (${this.tables.maxInflight} questions, `
+          + `${WAITERS_PER_INFLIGHT * this.tables.maxInflight} waiting clients): answering REFUSED`);
       }
       this.finishError(msg, ctx, reply, Rcode.REFUSED, 'refused', t0);
       return;

@@ -195,6 +195,19 @@ test('in-flight upstream queries are bounded: REFUSED beyond the limit', async (
   assert.equal(c?.rcode, 'REFUSED');
 });
 
+test('clients waiting on one question are bounded too: REFUSED beyond 16 per max_inflight', async () => {
+  const up = new FakeUpstream({ behaviour: { kind: 'slow', delayMs: 300 } }).add('hot.test', 'A', ['192.0.2.9']);
+  const { port, svc } = await setup([up], { max_inflight: 1 });
+  const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => udpQuery(port, 'hot.test', 'A', { id: 500 + i })));
+  assert.equal(rs.filter((r) => r && answersOf(r)[0] === 'A 192.0.2.9').length, 16, 'one upstream query, 16 clients answered');
+  assert.equal(rs.filter((r) => r?.rcode === 'REFUSED').length, 4);
+  assert.equal(up.count('hot.test'), 1);
+  assert.equal(svc.resolver.stats.inflightRefused, 4);
+  // The waiters went back: the next round is served in full again.
+  const again = await Promise.all(Array.from({ length: 16 }, () => udpQuery(port, 'hot2.test')));
+  assert.ok(again.every((r) => r?.rcode === 'NXDOMAIN'), 'all 16 answered');
+});
+
 test('local data beats upstream; local-only domains and domain-needed never reach upstream', async () => {
   const up = new FakeUpstream().add('mine.test', 'A', ['6.6.6.6']).add('printer.lan', 'A', ['6.6.6.6']).add('plainname', 'A', ['6.6.6.6']);
   const { port } = await setup([up], {
