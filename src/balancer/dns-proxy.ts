@@ -849,7 +849,7 @@ export class DnsProxy {
       clientAddress: q.addr, clientPort: q.port, transport: q.tcp ? 'tcp' : 'udp', maxSize: q.tcp ? 65535 : q.udpLimit,
     };
     // A closure per local query: the DnsHandler contract gives the reply no other context.
-    this.opts.localHandler!.handle(q.msg.subarray(0, q.len), ctx, (resp, len) => this.onLocalReply(a, gen, resp, len));
+    this.opts.localHandler!.handle(q.msg, ctx, (resp, len) => this.onLocalReply(a, gen, resp, len), q.len);
   }
 
   private onLocalReply(a: Attempt, gen: number, resp: Uint8Array, len: number): void {

@@ -21,5 +21,9 @@ export interface QueryContext {
 export type Reply = (resp: Uint8Array, len: number) => void;
 
 export interface DnsHandler {
-  handle(msg: Buffer, ctx: QueryContext, reply: Reply): void;
+  /**
+   * The query is msg[0, len) (len defaults to msg.length, so a caller holding a larger buffer, a
+   * receive slot say, needs no view of it); msg is only valid during the call.
+   */
+  handle(msg: Buffer, ctx: QueryContext, reply: Reply, len?: number): void;
 }

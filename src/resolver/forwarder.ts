@@ -173,14 +173,15 @@ export class Forwarder {
     return n;
   }
 
-  forward(query: Buffer, questionEnd: number, group: UpstreamGroup, cb: ((o: ForwardOutcome) => void) | ForwardCallback): void {
+  /** Forwards query[0, len) (copied before this returns); `cb` gets exactly one outcome. */
+  forward(query: Buffer, questionEnd: number, group: UpstreamGroup, cb: ((o: ForwardOutcome) => void) | ForwardCallback, len = query.length): void {
     if (group.servers.length === 0) {
       const o: ForwardOutcome = { ok: false, reason: 'failed' };
       if (typeof cb === 'function') cb(o); else cb.forwarded(o);
       return;
     }
     const now = this.now();
-    const job = this.takeJob(query);
+    const job = this.takeJob(query, len);
     const first = group.order(Date.now(), job.order);
     job.orderLen = group.servers.length;
     job.nextAt = first;
@@ -197,20 +198,20 @@ export class Forwarder {
 
   // ---------------------------------------------------------------- pools
 
-  private takeJob(query: Buffer): Job {
+  private takeJob(query: Buffer, len: number): Job {
     let job = this.freeJobs.pop();
     if (job === undefined) {
       job = {
-        gen: 0, query: Buffer.allocUnsafe(Math.max(512, query.length)), len: 0, questionEnd: 0, group: null,
+        gen: 0, query: Buffer.allocUnsafe(Math.max(512, len)), len: 0, questionEnd: 0, group: null,
         order: [], orderLen: 0, nextAt: 0,
         attempts: [], nAttempts: 0, outstanding: 0, finished: false, latest: null, start: 0,
         lastResp: null, lastServer: null, cb: null,
       };
-    } else if (job.query.length < query.length) {
-      job.query = Buffer.allocUnsafe(query.length);
+    } else if (job.query.length < len) {
+      job.query = Buffer.allocUnsafe(len);
     }
-    copyBytes(query, query.length, job.query, 0);
-    job.len = query.length;
+    copyBytes(query, len, job.query, 0);
+    job.len = len;
     return job;
   }
 

@@ -98,7 +98,8 @@ export class DnsListeners {
     this.bound.push(entry);
     const meta = sock.inMeta;
     const pool: UdpClient[] = [];
-    sock.onMessage = (msg, address, clientPort, slot) => {
+    // onSlot: the receive slot and the datagram's length, no view object per datagram.
+    sock.onSlot = (buf, len, address, clientPort, slot) => {
       this.stats.udpIn++;
       entry.queries!++;
       // The reply may come later (forwarded): keep the client's address as words, not the slot.
@@ -108,7 +109,7 @@ export class DnsListeners {
       c.ctx.clientAddress = address;
       c.ctx.clientPort = clientPort;
       c.live = true;
-      this.handler.handle(msg, c.ctx, c.reply);
+      this.handler.handle(buf, c.ctx, c.reply, len);
     };
     sock.start();
     return sock.port;

@@ -154,7 +154,7 @@ export class Resolver implements DnsHandler {
    */
   dead = false;
 
-  handle(msg: Buffer, ctx: QueryContext, reply: Reply): void {
+  handle(msg: Buffer, ctx: QueryContext, reply: Reply, len = msg.length): void {
     if (this.dead) return;
     const t0 = this.queryLog ? performance.now() : 0;
     const info = this.info;
@@ -166,7 +166,6 @@ export class Resolver implements DnsHandler {
       reply(this.out, 0);
       return;
     }
-    const len = msg.length;
     const rc = scanMessage(msg, len, info);
     if (rc < 0 || (msg[2] & 0x80) !== 0) {
       // Garbage or a response sent to us: FORMERR when there is a query header to answer, else drop.
@@ -218,7 +217,7 @@ export class Resolver implements DnsHandler {
       if (this.queryLog) this.log(msg, info, ctx, 'cache', t0);
       return;
     }
-    this.forward(key, msg, info, ctx, reply, memo.group, t0);
+    this.forward(key, msg, len, info, ctx, reply, memo.group, t0);
   }
 
   /**
@@ -326,7 +325,7 @@ export class Resolver implements DnsHandler {
     this.freeInflight.push(entry);
   }
 
-  private forward(key: string, msg: Buffer, info: QueryInfo, ctx: QueryContext, reply: Reply, group: UpstreamGroup | null, t0: number): void {
+  private forward(key: string, msg: Buffer, len: number, info: QueryInfo, ctx: QueryContext, reply: Reply, group: UpstreamGroup | null, t0: number): void {
     const existing = this.inflight.get(key);
     if (existing && this.waiting < WAITERS_PER_INFLIGHT * this.tables.maxInflight) {
       // Merged: one upstream query per question.
@@ -359,7 +358,7 @@ export class Resolver implements DnsHandler {
     this.inflight.set(key, entry);
     this.stats.inflight = this.inflight.size;
     // The forwarder copies the query (msg may be a listener's receive slot) and writes its own IDs.
-    this.forwarder.forward(msg, info.questionEnd, group, entry);
+    this.forwarder.forward(msg, info.questionEnd, group, entry, len);
   }
 
   /** The forwarder's outcome for an in-flight question (its bytes are valid during this call only). */

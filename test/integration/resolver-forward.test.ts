@@ -236,6 +236,21 @@ test('malformed queries get FORMERR or are dropped; the server keeps serving', a
   assert.equal(resp.rcode, 'NOERROR');
 });
 
+test('a short datagram is read to its own length, not into what a longer one left in the slot', async () => {
+  // The listener hands the resolver its receive slot and the datagram's length; one datagram
+  // per wake-up lands in the same slot, so a truncated query follows a long one there.
+  const up = new FakeUpstream().add(`${'x'.repeat(60)}.long.test`, 'A', ['192.0.2.33']);
+  const { port } = await setup([up]);
+  const long = buildQuery(`${'x'.repeat(60)}.long.test`, 'A', { id: 0x4242 });
+  assert.deepEqual(answersOf(decodeResp((await udpRaw(port, long))!)), ['A 192.0.2.33']);
+  const cut = Buffer.from(long.subarray(0, 40)); // header + part of the first label
+  cut.writeUInt16BE(0x4343, 0);
+  const r = await udpRaw(port, cut, 500);
+  assert.ok(r, 'answered');
+  assert.equal(r!.readUInt16BE(0), 0x4343);
+  assert.equal(r![3] & 0x0f, 1, 'FORMERR, not an answer made from the stale bytes');
+});
+
 test('the ACL drops clients outside it', async () => {
   const up = new FakeUpstream().add('acl.test', 'A', ['192.0.2.40']);
   const { port } = await setup([up], { acl: ['10.0.0.0/8'] });
