@@ -32,7 +32,7 @@ import {
 } from '../dns/wire.js';
 import { IdTable, randomId16 } from '../dns/id-table.js';
 import { GenFifo } from '../util/gen-fifo.js';
-import { BatchUdpSocket, copyBytes, META, parseIp, useBatchUdp } from '../util/udp-batch.js';
+import { BatchUdpSocket, copyBytes, formatWords, META, parseIp, useBatchUdp } from '../util/udp-batch.js';
 import type { Server, UpstreamGroup } from './upstreams.js';
 import { literalLookup } from '../util/net.js';
 
@@ -135,10 +135,6 @@ interface Job {
   lastResp: Buffer | null;
   lastServer: Server | null;
   cb: ((o: ForwardOutcome) => void) | ForwardCallback | null;
-}
-
-function canonicalHost(host: string): string {
-  return isIP(host) === 6 ? new URL(`http://[${host}]/`).hostname.slice(1, -1) : host;
 }
 
 export class Forwarder {
@@ -249,7 +245,9 @@ export class Forwarder {
       const family = isIP(server.host) === 6 ? 6 : 4;
       const w = parseIp(server.host) ?? [0, 0, 0, 0];
       t = {
-        family, host: canonicalHost(server.host), port: server.port, a0: w[0], a1: w[1], a2: w[2], a3: w[3],
+        // As Node formats a sender's address (RFC 5952), from the words; a zone index stays as written.
+        family, host: server.host.includes('%') ? server.host : formatWords(family, w[0], w[1], w[2], w[3]),
+        port: server.port, a0: w[0], a1: w[1], a2: w[2], a3: w[3],
         batch: this.batch && !server.host.includes('%'),
       };
       this.targets.set(server, t);
@@ -353,37 +351,47 @@ export class Forwarder {
   // ---------------------------------------------------------------- answers
 
   /** An answer on a batched socket; len -1: larger than a slot (buf holds its first 4 KB). */
+  /** An answer on a batched socket; len -1: larger than a slot (buf holds its first 4 KB). */
   private onBatchAnswer(us: UpSock, buf: Buffer, len: number, slot: number): void {
-    const n = len < 0 ? buf.length : len;
-    if (n < HEADER_LEN || !isResponse(buf)) { this.stats.rejected++; return; }
-    const a = us.pending.get(readId(buf));
-    if (a === undefined) { this.stats.rejected++; return; }
+    const a = this.attemptFor(us, buf, len < 0 ? buf.length : len);
+    if (a === undefined) return;
     const t = a.target!, meta = us.bs!.inMeta, m = slot * META;
-    const fromServer = meta[m + 2] === t.port && meta[m + 1] === t.family && meta[m + 3] === t.a0
-      && (t.family === 4 || (meta[m + 4] === t.a1 && meta[m + 5] === t.a2 && meta[m + 6] === t.a3));
-    if (!fromServer || !sameQuestion(buf, n, a.job!.query, a.job!.questionEnd)) {
-      this.stats.rejected++; // spoofed or confused: ignore, keep waiting for the real answer
+    if (meta[m + 2] !== t.port || meta[m + 1] !== t.family || meta[m + 3] !== t.a0
+      || (t.family === 6 && (meta[m + 4] !== t.a1 || meta[m + 5] !== t.a2 || meta[m + 6] !== t.a3))) {
+      this.stats.rejected++; // spoofed: ignore, keep waiting for the real answer
       return;
     }
-    if (len < 0 || isTruncated(buf)) { this.release(a); this.tcpRetry(a); return; }
-    this.release(a);
     // The slot itself, not a copy: valid during the callback (closing a retired socket hands its
     // buffers to the next one, which receives nothing into them before this call returns).
-    this.onAnswer(a, buf, len, false);
+    this.answer(a, buf, len);
   }
 
   private onDgramAnswer(us: UpSock, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (msg.length < HEADER_LEN || !isResponse(msg)) { this.stats.rejected++; return; }
-    const a = us.pending.get(readId(msg));
-    if (a === undefined) { this.stats.rejected++; return; }
-    const t = a.target!;
-    if (rinfo.port !== t.port || rinfo.address !== t.host || !sameQuestion(msg, msg.length, a.job!.query, a.job!.questionEnd)) {
-      this.stats.rejected++;
-      return;
+    const a = this.attemptFor(us, msg, msg.length);
+    if (a === undefined) return;
+    if (rinfo.port !== a.target!.port || rinfo.address !== a.target!.host) { this.stats.rejected++; return; }
+    this.answer(a, msg, msg.length);
+  }
+
+  /**
+   * The attempt a datagram buf[0, n) answers, by ID and question; undefined (counted as
+   * rejected) for anything else. The caller checks the sender.
+   */
+  private attemptFor(us: UpSock, buf: Buffer, n: number): Attempt | undefined {
+    if (n < HEADER_LEN || !isResponse(buf)) { this.stats.rejected++; return undefined; }
+    const a = us.pending.get(readId(buf));
+    if (a === undefined || !sameQuestion(buf, n, a.job!.query, a.job!.questionEnd)) {
+      this.stats.rejected++; // a stray, late or confused answer: keep waiting for the real one
+      return undefined;
     }
+    return a;
+  }
+
+  /** A matched answer (len -1: too large for a receive slot): asked again over TCP if cut short. */
+  private answer(a: Attempt, buf: Buffer, len: number): void {
     this.release(a);
-    if (isTruncated(msg)) { this.tcpRetry(a); return; }
-    this.onAnswer(a, msg, msg.length, false);
+    if (len < 0 || isTruncated(buf)) this.tcpRetry(a);
+    else this.onAnswer(a, buf, len, false);
   }
 
   /** Takes the attempt's ID off its socket (late answers are strays from now on). */

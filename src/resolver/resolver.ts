@@ -335,7 +335,7 @@ export class Resolver implements DnsHandler {
     if (!group || group.servers.length === 0) {
       const entry = this.freeInflight.pop() ?? new Inflight(this);
       entry.waiters[entry.n++] = this.takeWaiter(msg, info, ctx, reply, t0);
-      this.answerFailure(key, entry, null, 0);
+      this.answerFailure(key, entry, null);
       this.release(entry);
       return;
     }
@@ -369,13 +369,13 @@ export class Resolver implements DnsHandler {
       this.cache.store(entry.key, o.resp, o.len, Date.now());
       this.deliver(entry, o.resp, o.len, 'upstream', o.server.label);
     } else {
-      this.answerFailure(entry.key, entry, o.lastResp ?? null, o.lastResp?.length ?? 0);
+      this.answerFailure(entry.key, entry, o.lastResp ?? null);
     }
     this.release(entry);
   }
 
   /** Every upstream failed: serve stale if allowed, else SERVFAIL (or the last failure seen). */
-  private answerFailure(key: string, entry: Inflight, lastResp: Buffer | null, lastLen: number): void {
+  private answerFailure(key: string, entry: Inflight, lastResp: Buffer | null): void {
     const info = this.info;
     for (let i = 0; i < entry.n; i++) {
       const w = entry.waiters[i]!;
@@ -394,7 +394,7 @@ export class Resolver implements DnsHandler {
         this.logWaiter(w, 'stale', this.out[3] & 0x0f);
         continue;
       }
-      const rcode = lastResp && lastLen >= HEADER_LEN ? (lastResp[3] & 0x0f) : Rcode.SERVFAIL;
+      const rcode = lastResp && lastResp.length >= HEADER_LEN ? (lastResp[3] & 0x0f) : Rcode.SERVFAIL;
       const n = errorResponse(w.head, info, rcode, this.out);
       this.count('servfail');
       this.countRcode(rcode);
