@@ -29,6 +29,9 @@
  * before it is sent); --book-now-too likewise with forwarded queries booked by JS in the wake-up
  * that forwarded them (HADNS_FORWARD_BOOK=now) rather than after the loop has served every ready
  * socket.
+ * --realtime-too PRIO adds nginx under `chrt -r PRIO` and hadns with node.realtime_priority PRIO
+ * (HADNS_REALTIME_PRIORITY for bench/balancer-server.ts): the event loops at SCHED_RR, like for
+ * like, so that each compares with itself and with the other at real-time priority (needs root).
  * --env-too 'HADNS_A=1,HADNS_B=x' likewise adds a hadns with that environment (e.g. libuv's
  * double poll kept and bookings made whole: HADNS_LOOP_IDLE_TIME=1,HADNS_FORWARD_BOOK=whole).
  * hadns runs with the daemon's Node flags (src/util/node-flags.ts, as bin/hadns passes them).
@@ -104,6 +107,7 @@ const o = benchArgs({
   stall: { type: 'string', default: '' },
   'stall-by': { type: 'string', default: 'stop' },
   'env-too': { type: 'string', default: '' },
+  'realtime-too': { type: 'string', default: '' },
   capture: { type: 'string', default: '' },
   'ref-forwarder': { type: 'boolean', default: false },
   'ref-work': { type: 'string', default: '0' },
@@ -117,7 +121,7 @@ const o = benchArgs({
   'burst-first': { type: 'string', default: '0' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
-       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--capture DIR] [--backend-cpus A,B]
+       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--realtime-too PRIO] [--capture DIR] [--backend-cpus A,B]
        [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]
        [--burst-first S]`);
 const DURATION = Number(o.duration);
@@ -155,6 +159,11 @@ for (const kv of (o['env-too'] ?? '').split(',').filter(Boolean)) {
   const m = /^(HADNS_[A-Z_]+)=(.*)$/.exec(kv.trim());
   if (!m) { process.stderr.write(`--env-too wants HADNS_NAME=VALUE,… not ${kv}\n`); process.exit(2); }
   ENV_TOO[m[1]!] = m[2]!;
+}
+/** --realtime-too PRIO: nginx and hadns once more each, their event loops at SCHED_RR PRIO. */
+if (o['realtime-too'] && !(/^\d+$/.test(o['realtime-too']) && Number(o['realtime-too']) >= 1 && Number(o['realtime-too']) <= 99)) {
+  process.stderr.write(`--realtime-too wants a real-time priority 1-99, not ${o['realtime-too']}\n`);
+  process.exit(2);
 }
 /** --ref-work NS: with --ref-forwarder, two more variants spending NS ns per query inline / in a thread. */
 if (!/^\d+$/.test(o['ref-work'] ?? '') || (Number(o['ref-work']) > 0 && !o['ref-forwarder'])) {
@@ -421,16 +430,21 @@ async function main(): Promise<void> {
 
     const targets: { name: string; start: () => Promise<{ p: ChildProcess; port: number }> }[] = [];
     if (existsSync(NGINX) && existsSync(STREAM_MODULE)) {
-      targets.push({ name: 'nginx stream (article config)', start: async () => {
+      // --realtime-too: the same nginx under `chrt -r` (SCHED_RR, inherited by its worker), as
+      // hadns's node.realtime_priority runs its event loop: like for like.
+      const nginx = (name: string, rt: string) => targets.push({ name, start: async () => {
         const port = await freePort();
-        const pre = join(dir, 'nginx'); mkdirSync(join(pre, 'logs'), { recursive: true });
+        const pre = join(dir, rt ? 'nginx-rt' : 'nginx'); mkdirSync(join(pre, 'logs'), { recursive: true });
         writeFileSync(join(pre, 'nginx.conf'), `load_module ${STREAM_MODULE};\ndaemon off;\npid ${pre}/nginx.pid;\nerror_log ${pre}/logs/error.log;\n`
           + `worker_processes 1;\nevents { worker_connections 1024; }\nstream {\nupstream dns {\nserver 127.0.0.1:${bports[0]} weight=1;\nserver 127.0.0.1:${bports[1]} weight=1;\n}\n`
           + `server {\nlisten 127.0.0.1:${port} udp;\nproxy_connect_timeout 1s;\nproxy_timeout 20s;\nproxy_pass dns;\n}\n}\n`);
-        const p = run(SCPU, NGINX, ['-p', pre, '-c', join(pre, 'nginx.conf')]);
+        const args = ['-p', pre, '-c', join(pre, 'nginx.conf')];
+        const p = rt ? run(SCPU, 'chrt', ['-r', rt, NGINX, ...args]) : run(SCPU, NGINX, args);
         await waitAnswering(port, 'nginx', p);
         return { p, port };
       } });
+      nginx('nginx stream (article config)', '');
+      if (o['realtime-too']) nginx(`nginx stream (article config), realtime ${o['realtime-too']}`, o['realtime-too']);
     } else log('nginx with the stream module not installed: skipped (apt-get install -y nginx-light libnginx-mod-stream)');
     const hadns = (cache: boolean, relay = true, extra: NodeJS.ProcessEnv = {}, nodeFlags: string[] = []) => async () => {
       const port = await freePort();
@@ -449,6 +463,7 @@ async function main(): Promise<void> {
     if (o['relay-off-too']) targets.push({ name: 'hadns DNS mode, relay off', start: hadns(false, false) });
     if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
+    if (o['realtime-too']) targets.push({ name: `hadns DNS mode, realtime ${o['realtime-too']}`, start: hadns(false, true, { HADNS_REALTIME_PRIORITY: o['realtime-too'] }) });
     if (o['env-too']) targets.push({ name: `hadns DNS mode, ${o['env-too']}`, start: hadns(false, true, ENV_TOO) });
     if (NODE_FLAGS_TOO.length > 0) targets.push({ name: `hadns DNS mode, node ${NODE_FLAGS_TOO.join(' ')}`, start: hadns(false, true, {}, NODE_FLAGS_TOO) });
     if (o['node-too']) {

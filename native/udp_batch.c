@@ -31,6 +31,8 @@
  *   close(handle)
  *   idleThread(tid) -> 0 or errno   SCHED_IDLE for one thread of this process (helper threads:
  *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
+ *   rtThread(tid, prio) -> 0 or errno   SCHED_RR at prio (1..99), reset on fork, for one thread,
+ *     or back to SCHED_OTHER with prio 0 (node.realtime_priority: the event loop's thread)
  *   loopIdleTime(on) -> the previous setting (0|1), or -1: left alone (see js_loop_idle_time)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
@@ -1185,6 +1187,24 @@ static napi_value js_idle_thread(napi_env env, napi_callback_info info) {
   return ret_i32(env, r);
 }
 
+static napi_value js_rt_thread(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t tid = arg_i32(env, argv[0]);
+  int32_t prio = argc > 1 ? arg_i32(env, argv[1]) : 0;
+  int r = EINVAL;
+  if (tid > 0 && prio >= 0 && prio <= 99) {
+    struct sched_param sp;
+    memset(&sp, 0, sizeof sp);
+    sp.sched_priority = prio;
+    /* SCHED_RESET_ON_FORK: threads and processes the thread starts later (libuv's pool, notify and
+       track scripts) begin with normal scheduling instead of inheriting real-time. */
+    r = sched_setscheduler((pid_t)tid, prio > 0 ? (SCHED_RR | SCHED_RESET_ON_FORK) : SCHED_OTHER, &sp) == 0 ? 0 : errno;
+  }
+  return ret_i32(env, r);
+}
+
 /*
  * Node configures its loop with UV_METRICS_IDLE_TIME (for performance.eventLoopUtilization), and
  * libuv then polls twice whenever it would block: epoll_pwait with timeout 0 first, to time the
@@ -1228,6 +1248,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "idleThread", NULL, js_idle_thread, NULL, NULL, NULL, napi_default, NULL },
+    { "rtThread", NULL, js_rt_thread, NULL, NULL, NULL, napi_default, NULL },
     { "loopIdleTime", NULL, js_loop_idle_time, NULL, NULL, NULL, napi_default, NULL },
     { "burstStats", NULL, js_burst_stats, NULL, NULL, NULL, napi_default, NULL },
     { "index", NULL, js_index, NULL, NULL, NULL, napi_default, NULL },

@@ -11,7 +11,7 @@ import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
 import { dropLoopIdleTime, setUdpIoMode, udpIoStatus, useBatchUdp } from '../util/udp-batch.js';
-import { setHelperThreads } from '../util/threads.js';
+import { setHelperThreads, setRealtime } from '../util/threads.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 import { spawnVrrpEngine, type VrrpSupervisor } from '../vrrp/supervisor.js';
@@ -81,6 +81,14 @@ export class HadnsNode implements NodeView {
       const ht = setHelperThreads(config.node.helper_threads);
       if (ht.error) log.warn({ error: ht.error }, 'helper threads: cannot lower their scheduling priority');
       else if (ht.mode === 'idle') log.debug({ sched_idle: ht.idle, nice19: ht.niced }, 'helper threads moved out of the event loop\'s way');
+      if (config.node.realtime_priority > 0) {
+        const rt = setRealtime(config.node.realtime_priority);
+        if (rt.error) log.warn({ error: rt.error, realtime_priority: rt.requested }, 'event loop: real-time scheduling not applied; running with normal scheduling');
+        else {
+          log.info({ realtime_priority: rt.applied, policy: 'SCHED_RR' }, 'event loop: real-time scheduling');
+          if (rt.rtRuntimeUs === -1) log.warn('kernel.sched_rt_runtime_us is -1: nothing limits a real-time thread, a saturated daemon can keep every other task off its core');
+        }
+      }
       if (config.resolver) {
         node.resolver = await ResolverService.start(config.resolver, log.child({ svc: 'resolver' }), node.store.list().map(toLocal));
       }

@@ -31,6 +31,7 @@ interface Addon {
   sendTo(h: Handle, buf: Uint8Array, len: number, family: number, port: number, a0: number, a1: number, a2: number, a3: number): number;
   close(h: Handle): void;
   idleThread(tid: number): number;
+  rtThread?(tid: number, prio: number): number;
   loopIdleTime(on: boolean): number;
   burstStats(): [number, number, number, number];
   index(h: Handle): number;
@@ -70,6 +71,16 @@ export function idleThreadNative(tid: number): number | null {
   if (process.platform !== 'linux') return null;
   const a = load();
   return a && typeof a.idleThread === 'function' ? a.idleThread(tid) : null;
+}
+
+/**
+ * SCHED_RR at `prio` (1..99) for thread `tid` of this process, or SCHED_OTHER with 0: 0 or an
+ * errno; null without the addon (or an old build of it).
+ */
+export function rtThreadNative(tid: number, prio: number): number | null {
+  if (process.platform !== 'linux') return null;
+  const a = load();
+  return a && typeof a.rtThread === 'function' ? a.rtThread(tid, prio) : null;
 }
 
 /**

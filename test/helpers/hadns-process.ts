@@ -22,9 +22,12 @@ export class HadnsProcess {
    * it, but with this Node; `node` without the daemon's flags (`node bin/hadns …`); `direct` runs
    * bin/hadns itself, so its `#!/usr/bin/env -S node …` line (and the `node` in PATH) is used.
    */
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}, launch: 'node+flags' | 'node' | 'direct' = 'node+flags') {
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, launch: 'node+flags' | 'node' | 'direct' = 'node+flags', prefix: string[] = []) {
     const [cmd, argv] = launch === 'direct' ? [HADNS, args] : [process.execPath, [...(launch === 'node' ? [] : DAEMON_NODE_FLAGS), HADNS, ...args]];
-    this.child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    // `prefix`: a command that execs the daemon (e.g. setpriv), so that the child's PID stays the daemon's.
+    this.child = prefix.length > 0
+      ? spawn(prefix[0]!, [...prefix.slice(1), cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+      : spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let buf = '';
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();

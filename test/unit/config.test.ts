@@ -71,3 +71,13 @@ test('JSON Schema is exported and docs/configuration.md matches the schema', () 
   const committed = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
   assert.equal(committed.trimEnd(), configReferenceMarkdown().trimEnd(), 'run: bin/hadns schema --markdown > docs/configuration.md');
 });
+
+test('node.realtime_priority: 0 (off) by default, 1-99 accepted, anything else refused with its line', () => {
+  assert.equal(parseNative('node:\n  name: a\n', 'a.yaml').config?.node.realtime_priority, 0);
+  assert.equal(parseNative('node:\n  realtime_priority: 99\n', 'a.yaml').config?.node.realtime_priority, 99);
+  for (const v of ['100', '-1', '2.5', 'high']) {
+    const r = parseNative(`node:\n  name: a\n  realtime_priority: ${v}\n`, 'rt.yaml');
+    assert.equal(r.config, undefined, v);
+    assert.ok(r.diagnostics.map(formatDiagnostic).some((l) => l.startsWith('rt.yaml:3: node.realtime_priority: ')), v);
+  }
+});

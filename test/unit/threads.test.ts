@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { setHelperThreads, helperThreadsStatus } from '../../src/util/threads.js';
+import { setHelperThreads, helperThreadsStatus, setRealtime, realtimeStatus } from '../../src/util/threads.js';
 
 const SCHED_OTHER = 0;
 const SCHED_IDLE = 5;
@@ -30,4 +30,20 @@ test('helper threads go SCHED_IDLE; the event loop thread does not', () => {
   assert.equal(setHelperThreads('idle').idle, helpers.length);
   setHelperThreads('normal');
   assert.equal(helperThreadsStatus().mode, 'normal');
+});
+
+test('setRealtime: the errno becomes the error and nothing counts as applied; success is recorded', () => {
+  const calls: [number, number][] = [];
+  const denied = setRealtime(9, (tid, prio) => { calls.push([tid, prio]); return 1; });
+  assert.deepEqual(calls, [[process.pid, 9]]); // the main thread only
+  assert.equal(denied.requested, 9);
+  assert.equal(denied.applied, 0);
+  assert.match(String(denied.error), /EPERM/);
+  const ok = setRealtime(9, () => 0);
+  assert.equal(ok.applied, 9);
+  assert.equal(ok.error, null);
+  assert.equal(realtimeStatus().applied, 9);
+  const back = setRealtime(0, (tid, prio) => { calls.push([tid, prio]); return 0; }); // back to normal
+  assert.equal(back.applied, 0);
+  assert.deepEqual(calls.at(-1), [process.pid, 0]);
 });
