@@ -472,11 +472,11 @@ async function main(): Promise<void> {
       // dnsmasq as the peer's. Compared with nginx in front of the first dnsmasq (same core with
       // --backend-cpus 1,0), this is the deployment against the deployment; its CPU column
       // includes the resolver's work.
-      targets.push({ name: 'hadns node (local resolver + 2nd backend)', start: async () => {
+      const node = (name: string, rt: number) => targets.push({ name, start: async () => {
         const port = await freePort(), rport = await freePort();
-        const cfg = join(dir, 'hadns-node.yaml'); // JSON is YAML
+        const cfg = join(dir, `hadns-node-${rt}.yaml`); // JSON is YAML
         writeFileSync(cfg, JSON.stringify({
-          log: { level: 'error' },
+          log: { level: 'error' }, node: { realtime_priority: rt },
           resolver: {
             listen: [`127.0.0.1:${rport}`], local_ttl: 300, upstreams: { servers: [] },
             wildcards: [{ domain: 'bench.test', addresses: ['192.0.2.1'] }],
@@ -491,6 +491,8 @@ async function main(): Promise<void> {
         await waitAnswering(port, 'hadns node', p);
         return { p, port };
       } });
+      node('hadns node (local resolver + 2nd backend)', 0);
+      if (o['realtime-too']) node(`hadns node (local resolver + 2nd backend), realtime ${o['realtime-too']}`, Number(o['realtime-too']));
     }
     targets.push({ name: 'hadns DNS mode + cache', start: hadns(true) });
     if (existsSync(DNSDIST)) {

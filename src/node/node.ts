@@ -11,7 +11,7 @@ import { ResolverService } from '../resolver/service.js';
 import type { BoundAddress } from '../resolver/listeners.js';
 import { startBalancer, type Balancer } from '../balancer/service.js';
 import { dropLoopIdleTime, setUdpIoMode, udpIoStatus, useBatchUdp } from '../util/udp-batch.js';
-import { setHelperThreads, setRealtime } from '../util/threads.js';
+import { realtimeStatus, setHelperThreads, setRealtime } from '../util/threads.js';
 import { RecordStore, recordId, type StoredRecord } from '../resolver/record-store.js';
 import type { LocalRecordView, NodeEvent, NodeStatus, NodeView, ResolverView } from './view.js';
 import { spawnVrrpEngine, type VrrpSupervisor } from '../vrrp/supervisor.js';
@@ -332,6 +332,7 @@ export class HadnsNode implements NodeView {
       ...(this.vrrp ? { vrrp: this.vrrpView() } : {}),
       health: { ok: this.health ? this.health.up : true, detail: this.healthDetail },
       udpIo: udpIoStatus(),
+      scheduling: (({ requested, applied, error }) => ({ requested, applied, error }))(realtimeStatus()),
       ...(this.sync ? { peer: this.sync.status() } : {}),
     };
   }

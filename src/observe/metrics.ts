@@ -55,6 +55,9 @@ export function createMetrics(view: NodeView): Metrics {
   gauge('hadns_ready', '1 when the node can serve DNS now (same as /ready).', [], (st) => [[{}, st.ready ? 1 : 0]]);
   gauge('hadns_start_time_seconds', 'When the node started (Unix time).', [], (st) => [[{}, st.startedAt / 1000]]);
 
+  gauge('hadns_event_loop_realtime_priority', 'SCHED_RR priority of the event loop\'s thread (node.realtime_priority); 0: normal scheduling, also when asked for and refused (see the start-up warning).', [],
+    (st) => (st.scheduling ? [[{}, st.scheduling.applied]] : []));
+
   // ---- UDP I/O of the DNS path (util/udp-batch.ts) ----
   const u = (st: NodeStatus) => st.udpIo;
   gauge('hadns_udp_io_native', '1 when the DNS path runs on batched native UDP sockets (recvmmsg/sendmmsg), 0 on Node dgram.', [],

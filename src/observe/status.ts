@@ -71,6 +71,10 @@ export function renderStatus(rep: StatusReport, color = false): string {
     const drops = u.dropped + u.oversized > 0 ? bad(`, ${u.dropped} send drops, ${u.oversized} oversized`) : '';
     out.push(`  udp        ${u.mode === 'native' ? 'batched (recvmmsg/sendmmsg)' : dim('Node dgram')}${batch}${drops}`);
   }
+  const rt = st.scheduling;
+  if (rt && rt.requested > 0) {
+    out.push(`  scheduling ${rt.applied > 0 ? `event loop real-time (SCHED_RR ${rt.applied})` : bad(`real-time ${rt.requested} asked for, not applied${rt.error ? `: ${rt.error}` : ''}`)}`);
+  }
   const peer = st.peer as { digest?: string; peers?: Array<{ name: string; api: string; inSync: boolean | null; lastOk: number | null; lastError: string | null }> } | undefined;
   if (peer?.peers?.length) {
     for (const p of peer.peers) {

@@ -76,17 +76,21 @@ export function helperThreadsStatus(): HelperThreadsStatus { return { ...status 
 
 /**
  * node.realtime_priority: real-time scheduling (SCHED_RR) for the event loop's thread, which runs
- * every query, VRRP advert and health check of the daemon. Opt-in.
+ * every DNS query and health check of the daemon (VRRP has a process of its own, started later
+ * and so, with reset-on-fork, at normal scheduling). Opt-in.
  *
  * Why it exists: at a steady 10k q/s the p99 of a balancer on this project's test VMs is made by
  * other threads of the guest (kernel threads, agents) that take the core for 1–5 ms while
  * queries queue (`perf sched`, README #3). A real-time thread is never made to wait for an
  * ordinary one: in the bench, SCHED_RR halved the p99 of hadns and of nginx alike (16 of 16
  * rounds each), at ~20% more CPU per query and a higher p50 (the kernel's real-time wake-up path).
- * Why it is not the default: a real-time thread that does not sleep (a saturated daemon, or a
- * bug) keeps every ordinary task off its core except for what the kernel's real-time throttling
- * leaves them (kernel.sched_rt_runtime_us, 5% by default), so it is for nodes whose cores are
- * there for DNS. keepalived offers the same for its VRRP process (vrrp_rt_priority).
+ * Why it is not the default: with a resolver or backend process on the same core the real-time
+ * thread preempts the very process it waits for (p99 ten times worse in the bench, nginx alike),
+ * and a real-time thread that does not sleep (a saturated daemon, or a bug) keeps every ordinary
+ * task off its core except for what the kernel's real-time throttling leaves them
+ * (kernel.sched_rt_runtime_us, 5% by default). So it is for nodes whose cores are there for DNS;
+ * a hadns node, its resolver inside the daemon, is one (docs/operations.md has the figures).
+ * keepalived offers the same for its VRRP process (vrrp_rt_priority).
  *
  * Only the main thread is changed (Linux scheduling is per thread): V8's and libuv's helpers stay
  * as they are (node.helper_threads), and with SCHED_RESET_ON_FORK the threads and processes it

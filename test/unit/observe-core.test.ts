@@ -117,6 +117,11 @@ test('hadns status text: node, VRRP role and VIPs, upstream health, cache ratio,
   assert.doesNotMatch(out, /^ +udp /m); // no udpIo in the status: no line
   const io = renderStatus({ status: status({ udpIo: { mode: 'native', batches: 10, received: 35, oversized: 0, sent: 35, dropped: 2 } }), events: [] });
   assert.match(io, /^ +udp +batched \(recvmmsg\/sendmmsg\), 3\.5 datagrams per batch, 2 send drops, 0 oversized$/m);
+  assert.doesNotMatch(out, /^ +scheduling /m); // normal scheduling, not asked for: no line
+  assert.match(renderStatus({ status: status({ scheduling: { requested: 10, applied: 10, error: null } }), events: [] }),
+    /^ +scheduling +event loop real-time \(SCHED_RR 10\)$/m);
+  assert.match(renderStatus({ status: status({ scheduling: { requested: 10, applied: 0, error: 'EPERM' } }), events: [] }),
+    /^ +scheduling +real-time 10 asked for, not applied: EPERM$/m);
   const pair = renderStatus({ status: status({
     health: { ok: false, detail: 'resolver does not answer' },
     peer: { digest: 'x', peers: [{ name: 'dns-b', api: 'http://192.0.2.12:8053', inSync: false, lastOk: null, lastError: 'HTTP 401' }] },
@@ -167,4 +172,7 @@ test('metrics: one exposition from a status snapshot, labelled per upstream, bac
   assert.match(b2, /^hadns_ready 1$/m);
   assert.doesNotMatch(b2, /^hadns_upstream_srtt_seconds\{/m);
   assert.doesNotMatch(b2, /^hadns_vrrp_state\{/m);
+  assert.match(b2, /^hadns_event_loop_realtime_priority 0$/m); // not reported: normal scheduling
+  const rt = createMetrics({ name: 'x', status: () => status({ scheduling: { requested: 10, applied: 10, error: null } }) } as unknown as NodeView);
+  assert.match((await rt.render()).body, /^hadns_event_loop_realtime_priority 10$/m);
 });

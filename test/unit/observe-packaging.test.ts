@@ -31,4 +31,9 @@ test('packaging/hadns.service: restart on failure, only NET_BIND_SERVICE/NET_RAW
   assert.deepEqual(values('ConfigurationDirectory'), ['hadns']);
   assert.ok(values('ExecReload').includes('/bin/kill -HUP $MAINPID'));
   assert.deepEqual(values('ExecStart'), ['/usr/local/bin/hadns start --config /etc/hadns/hadns.yaml']);
+  // Real-time scheduling is off unless the operator uncomments the lines that allow it, which
+  // must come after the hardening's RestrictRealtime=yes to override it.
+  assert.deepEqual(values('RestrictRealtime'), ['yes']);
+  assert.ok(unit.indexOf('#RestrictRealtime=no') > unit.indexOf('RestrictRealtime=yes'));
+  for (const k of ['AmbientCapabilities', 'CapabilityBoundingSet']) assert.match(unit, new RegExp(`^#${k}=CAP_SYS_NICE$`, 'm'));
 });

@@ -47,3 +47,19 @@ test('setRealtime: the errno becomes the error and nothing counts as applied; su
   assert.equal(back.applied, 0);
   assert.deepEqual(calls.at(-1), [process.pid, 0]);
 });
+
+test('realtime: what the thread starts later begins at normal scheduling (reset on fork)', { skip: process.getuid?.() !== 0 && 'needs root (CI is root)' }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { rtThreadNative } = await import('../../src/util/udp-batch.js');
+  assert.equal(rtThreadNative(process.pid, 3), 0);
+  try {
+    // A process started now (as the VRRP process and scripts are) and this thread's own policy.
+    const child = spawnSync('sh', ['-c', 'chrt -p $$'], { encoding: 'utf8' });
+    assert.match(child.stdout, /policy: SCHED_OTHER/);
+    const self = spawnSync('chrt', ['-p', String(process.pid)], { encoding: 'utf8' });
+    assert.match(self.stdout, /policy: SCHED_RR\|SCHED_RESET_ON_FORK/);
+  } finally {
+    assert.equal(rtThreadNative(process.pid, 0), 0);
+  }
+  assert.match(spawnSync('chrt', ['-p', String(process.pid)], { encoding: 'utf8' }).stdout, /policy: SCHED_OTHER/);
+});
