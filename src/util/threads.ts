@@ -76,8 +76,8 @@ export function helperThreadsStatus(): HelperThreadsStatus { return { ...status 
 
 /**
  * node.realtime_priority: real-time scheduling (SCHED_RR) for the event loop's thread, which runs
- * every DNS query and health check of the daemon (VRRP has a process of its own, started later
- * and so, with reset-on-fork, at normal scheduling). Opt-in.
+ * every DNS query and health check of the daemon (VRRP has a process of its own, which puts
+ * itself at SCHED_RR 10 when permitted: vrrp/main.ts). Opt-in.
  *
  * Why it exists: at a steady 10k q/s the p99 of a balancer on this project's test VMs is made by
  * other threads of the guest (kernel threads, agents) that take the core for 1–5 ms while
