@@ -18,6 +18,9 @@
  *   worker) from /proc around those runs. With two cores, dnsperf and both dnsmasq backends share
  *   the client core and saturate it near 40k q/s whatever the balancer, so max q/s measures the
  *   client side; 1e6 / (µs per query) is what the balancer itself could carry on its core;
+ * - the run-queue wait of each balancer's busiest thread per query at that rate (per-round line,
+ *   /proc schedstat): time it was ready to run but another thread had its core;
+ * - the bench itself runs on the client core (it reads dnsperf's per-query output);
  * - each backend's CPU per query at that rate, measured the same way: a backend on the
  *   balancer's core (--backend-cpus) shows there what the balancer's footprint costs it.
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
@@ -241,6 +244,33 @@ function signTest(k: number, n: number): number {
   return Math.min(1, (2 * tail) / 2 ** n);
 }
 
+/**
+ * Run-queue wait of the busiest thread of process tree `root` (the balancer's event loop, nginx's
+ * worker): [thread id, ns run, ns waited runnable] from /proc/…/schedstat, for the delta per round.
+ */
+function threadSched(root: number): Map<string, [number, number]> {
+  const m = new Map<string, [number, number]>();
+  for (const pid of processTree(root).keys()) {
+    let ts: string[] = [];
+    try { ts = readdirSync(`/proc/${pid}/task`); } catch { continue; }
+    for (const t of ts) {
+      try {
+        const f = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').trim().split(' ').map(Number);
+        m.set(`${pid}/${t}`, [f[0]!, f[1]!]);
+      } catch { /* gone */ }
+    }
+  }
+  return m;
+}
+/** ns the busiest thread between two threadSched() snapshots waited runnable. */
+function busiestWait(before: Map<string, [number, number]>, after: Map<string, [number, number]>): number {
+  let best: [number, number] | null = null, run = -1;
+  for (const [k, v] of after) {
+    const a = before.get(k) ?? [0, 0];
+    if (v[0] - a[0] > run) { run = v[0] - a[0]; best = [v[0] - a[0], v[1] - a[1]]; }
+  }
+  return best ? best[1] : NaN;
+}
 function treeTicks(root: number): number {
   let sum = 0;
   for (const t of processTree(root).values()) sum += t;
@@ -411,6 +441,10 @@ async function main(): Promise<void> {
   for (const bin of ['dnsperf', 'dnsmasq', 'taskset']) {
     if (spawnSync('which', [bin]).status !== 0) throw new Error(`${bin} is required (apt-get install -y dnsperf dnsmasq-base util-linux)`);
   }
+  // This process reads dnsperf's per-query output (-v: about a quarter of a core at 10k q/s).
+  // Unpinned, the scheduler ran it on the balancers' core (perf sched: ~260 ms a second there
+  // during latency rounds); it belongs with the client.
+  spawnSync('taskset', ['-a', '-p', '-c', CCPU, String(process.pid)], { stdio: 'ignore' });
   if (o.capture) {
     if (spawnSync('which', ['tcpdump']).status !== 0) throw new Error('--capture needs tcpdump (apt-get install -y tcpdump)');
     mkdirSync(o.capture, { recursive: true });
@@ -571,7 +605,9 @@ async function main(): Promise<void> {
         const pcap = o.capture && r === 0 ? join(o.capture, `${x.name.replace(/[^\w.-]+/g, '_')}.pcap`) : '';
         const cap = pcap ? await startCapture(pcap, [x.port, ...bports]) : null;
         const stalls = STALL ? await injectStalls(x.p.pid!) : null;
+        const s0 = threadSched(x.p.pid!);
         const run = dnsperf(x.port, qfile, ['-Q', String(RATE)], true);
+        const waitUs = busiestWait(s0, threadSched(x.p.pid!)) / 1e3 / Math.max(1, run.sent - run.lost);
         if (stalls) await stalls.done;
         if (cap) {
           const exited = once(cap, 'exit');
@@ -583,7 +619,8 @@ async function main(): Promise<void> {
         for (const [k, b] of backends.entries()) x.bticks[k]! += treeTicks(b.pid!) - b0[k]!;
         x.runs.push(run);
         log(`${x.name}: round ${r + 1}/${ROUNDS} at ${RATE} q/s: p50 ${run.p50?.toFixed(3)} ms p99 ${run.p99?.toFixed(3)} ms`
-          + `${BURST > 0 ? ` p99.9 ${run.p999?.toFixed(3)} ms max ${run.max?.toFixed(2)} ms over 5 ms ${run.over5}` : ''} lost ${run.lost} not NOERROR ${run.failed}`);
+          + `${BURST > 0 ? ` p99.9 ${run.p999?.toFixed(3)} ms max ${run.max?.toFixed(2)} ms over 5 ms ${run.over5}` : ''} lost ${run.lost} not NOERROR ${run.failed}`
+          + ` run-queue wait ${waitUs.toFixed(2)} µs/query`);
       }
     }
     const rows = live.map((x) => {
