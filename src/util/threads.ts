@@ -82,8 +82,8 @@ export function helperThreadsStatus(): HelperThreadsStatus { return { ...status 
  * Why it exists: at a steady 10k q/s the p99 of a balancer on this project's test VMs is made by
  * other threads of the guest (kernel threads, agents) that take the core for 1–5 ms while
  * queries queue (`perf sched`, README #3). A real-time thread is never made to wait for an
- * ordinary one: in the bench, SCHED_RR halved the p99 of hadns and of nginx alike (16 of 16
- * rounds each), at ~20% more CPU per query and a higher p50 (the kernel's real-time wake-up path).
+ * ordinary one: in the bench, SCHED_RR cut the p99 of hadns and of nginx alike by a third to a
+ * half (14–16 of 16 rounds each), for a few percent more CPU per query.
  * Why it is not the default: with a resolver or backend process on the same core the real-time
  * thread preempts the very process it waits for (p99 ten times worse in the bench, nginx alike),
  * and a real-time thread that does not sleep (a saturated daemon, or a bug) keeps every ordinary
