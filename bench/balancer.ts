@@ -84,7 +84,7 @@ import { existsSync, mkdtempSync, rmSync, rmdirSync, writeFileSync, mkdirSync, r
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchArgs } from './args.js';
+import { benchArgs, pinBenchToClientCpu } from './args.js';
 import net from 'node:net';
 import { once } from 'node:events';
 import { freePort } from '../src/util/net.js';
@@ -441,10 +441,7 @@ async function main(): Promise<void> {
   for (const bin of ['dnsperf', 'dnsmasq', 'taskset']) {
     if (spawnSync('which', [bin]).status !== 0) throw new Error(`${bin} is required (apt-get install -y dnsperf dnsmasq-base util-linux)`);
   }
-  // This process reads dnsperf's per-query output (-v: about a quarter of a core at 10k q/s).
-  // Unpinned, the scheduler ran it on the balancers' core (perf sched: ~260 ms a second there
-  // during latency rounds); it belongs with the client.
-  spawnSync('taskset', ['-a', '-p', '-c', CCPU, String(process.pid)], { stdio: 'ignore' });
+  pinBenchToClientCpu(CCPU); // perf sched: unpinned, ~260 ms a second on the balancers' core
   if (o.capture) {
     if (spawnSync('which', ['tcpdump']).status !== 0) throw new Error('--capture needs tcpdump (apt-get install -y tcpdump)');
     mkdirSync(o.capture, { recursive: true });

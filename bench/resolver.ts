@@ -8,7 +8,7 @@
  * from /proc/PID/stat around the run), which stays meaningful when dnsperf itself is the bottleneck,
  * with the p50/p99 latency of that fixed-rate run (dnsperf -v, every query's latency).
  *
- * Servers run pinned to one core, dnsperf and the upstream to another (taskset).
+ * Servers run pinned to one core, dnsperf, the upstream and this process to another (taskset).
  * Not a test. Usage (after `npm run build`):
  *   node dist/bench/resolver.js [--duration 8] [--sizes 10000,50000] [--paths local,hit,miss]
  *        [--rate-local 20000] [--rate-hit 20000] [--rate-miss 1000] [--server-cpu 0] [--client-cpu 1]
@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchArgs } from './args.js';
+import { benchArgs, pinBenchToClientCpu } from './args.js';
 import net from 'node:net';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -144,6 +144,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
+  pinBenchToClientCpu(o['client-cpu']!);
   if (!existsSync(DNSMASQ)) throw new Error('dnsmasq missing: apt-get install dnsmasq-base');
   const dir = mkdtempSync(join(tmpdir(), 'hadns-bench-'));
   chmodSync(dir, 0o755); // dnsmasq drops privileges before reading the hosts file
