@@ -79,11 +79,11 @@ export function helperThreadsStatus(): HelperThreadsStatus { return { ...status 
  * every DNS query and health check of the daemon (VRRP has a process of its own, which puts
  * itself at SCHED_RR 10 when permitted: vrrp/main.ts). Opt-in.
  *
- * Why it exists: at a steady 10k q/s the p99 of a balancer on this project's test VMs is made by
- * other threads of the guest (kernel threads, agents) that take the core for 1–5 ms while
- * queries queue (`perf sched`, README #3). A real-time thread is never made to wait for an
- * ordinary one: in the bench, SCHED_RR cut the p99 of hadns and of nginx alike by a third to a
- * half (14–16 of 16 rounds each), for a few percent more CPU per query.
+ * Why it exists: under the normal scheduler the event loop waits for its core whenever another
+ * thread of the machine has it (kernel threads, agents; README #3), and queries queue meanwhile.
+ * A real-time thread is never made to wait for an ordinary one: in the balancer bench at 10k q/s
+ * its run-queue wait fell from ~1.2 to ~0.1 µs a query and the p99 of hadns and of nginx alike
+ * by a third to a half (14–16 of 16 rounds each), for a few percent more CPU per query.
  * Why it is not the default: with a resolver or backend process on the same core the real-time
  * thread preempts the very process it waits for (p99 ten times worse in the bench, nginx alike),
  * and a real-time thread that does not sleep (a saturated daemon, or a bug) keeps every ordinary
@@ -110,8 +110,7 @@ export interface RealtimeStatus {
 const realtime: RealtimeStatus = { requested: 0, applied: 0, error: null, rtRuntimeUs: null };
 
 function errnoText(n: number): string {
-  const names: Record<number, string> = { 1: 'EPERM', 3: 'ESRCH', 22: 'EINVAL' };
-  return names[n] ?? `errno ${n}`;
+  return Object.entries(os.constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
 
 /** Applies node.realtime_priority to the calling (main) thread; 0 puts it back to normal. */
