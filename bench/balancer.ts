@@ -245,8 +245,8 @@ function signTest(k: number, n: number): number {
 }
 
 /**
- * Run-queue wait of the busiest thread of process tree `root` (the balancer's event loop, nginx's
- * worker): [thread id, ns run, ns waited runnable] from /proc/…/schedstat, for the delta per round.
+ * Per thread of process tree `root` ("pid/tid"): [ns run, ns waited runnable] from
+ * /proc/…/schedstat; two snapshots give a round's run-queue wait (busiestWait).
  */
 function threadSched(root: number): Map<string, [number, number]> {
   const m = new Map<string, [number, number]>();
@@ -262,14 +262,14 @@ function threadSched(root: number): Map<string, [number, number]> {
   }
   return m;
 }
-/** ns the busiest thread between two threadSched() snapshots waited runnable. */
+/** ns the busiest thread (most run between the snapshots: an event loop, nginx's worker) waited runnable. */
 function busiestWait(before: Map<string, [number, number]>, after: Map<string, [number, number]>): number {
-  let best: [number, number] | null = null, run = -1;
+  let run = -1, wait = NaN;
   for (const [k, v] of after) {
     const a = before.get(k) ?? [0, 0];
-    if (v[0] - a[0] > run) { run = v[0] - a[0]; best = [v[0] - a[0], v[1] - a[1]]; }
+    if (v[0] - a[0] > run) { run = v[0] - a[0]; wait = v[1] - a[1]; }
   }
-  return best ? best[1] : NaN;
+  return wait;
 }
 function treeTicks(root: number): number {
   let sum = 0;
