@@ -12,9 +12,8 @@
  *   close(handle)
  *   sendFrame(ifname, Buffer)  (whole Ethernet frame through an AF_PACKET socket)
  *   addrChange(add bool, ifname, addr string, prefix, label string|null, nodad bool) -> 0 or errno
- *   setRealtime(priority) -> 0 or errno  (SCHED_RR for the calling process, as keepalived's
- *     vrrp_rt_priority: adverts go out on time even when DNS load keeps every core busy)
  *     (rtnetlink RTM_NEWADDR/RTM_DELADDR: a VIP change in microseconds instead of an `ip` process)
+ * Real-time scheduling of the engine process is util/threads.ts's setRealtime (udp_batch addon).
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -411,21 +410,6 @@ static napi_value js_addr_change(napi_env env, napi_callback_info info) {
   return ret;
 }
 
-static napi_value js_set_realtime(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t prio = 10;
-  if (argc > 0) napi_get_value_int32(env, argv[0], &prio);
-  struct sched_param sp;
-  memset(&sp, 0, sizeof sp);
-  sp.sched_priority = prio;
-  int r = sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp) == 0 ? 0 : errno;
-  napi_value ret;
-  napi_create_int32(env, r, &ret);
-  return ret;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL },
@@ -434,7 +418,6 @@ static napi_value init(napi_env env, napi_value exports) {
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default, NULL },
     { "addrChange", NULL, js_addr_change, NULL, NULL, NULL, napi_default, NULL },
-    { "setRealtime", NULL, js_set_realtime, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

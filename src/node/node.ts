@@ -332,7 +332,7 @@ export class HadnsNode implements NodeView {
       ...(this.vrrp ? { vrrp: this.vrrpView() } : {}),
       health: { ok: this.health ? this.health.up : true, detail: this.healthDetail },
       udpIo: udpIoStatus(),
-      scheduling: (({ requested, applied, error }) => ({ requested, applied, error }))(realtimeStatus()),
+      scheduling: realtimeStatus(),
       ...(this.sync ? { peer: this.sync.status() } : {}),
     };
   }

@@ -63,8 +63,9 @@ export interface NodeStatus {
   vrrp?: unknown;
   /** The DNS path's UDP I/O: batched native sockets or Node's dgram, with batched-socket totals. */
   udpIo?: { mode: 'native' | 'dgram'; batches: number; received: number; oversized: number; sent: number; dropped: number };
-  /** node.realtime_priority: asked for and in force (0: normal scheduling), and why not, if not. */
-  scheduling?: { requested: number; applied: number; error: string | null };
+  /** node.realtime_priority: asked for and in force (0: normal scheduling), why not, if not, and
+   *  kernel.sched_rt_runtime_us (-1: no real-time throttling; null: unknown). */
+  scheduling?: { requested: number; applied: number; error: string | null; rtRuntimeUs?: number | null };
   /** The node's own DNS health, as fed to VRRP. */
   health?: { ok: boolean; detail: string };
   peer?: unknown;

@@ -77,7 +77,7 @@ export function helperThreadsStatus(): HelperThreadsStatus { return { ...status 
 /**
  * node.realtime_priority: real-time scheduling (SCHED_RR) for the event loop's thread, which runs
  * every DNS query and health check of the daemon (VRRP has a process of its own, which puts
- * itself at SCHED_RR 10 when permitted: vrrp/main.ts). Opt-in.
+ * itself at SCHED_RR 10 when permitted, through this same function: vrrp/main.ts). Opt-in.
  *
  * Why it exists: under the normal scheduler the event loop waits for its core whenever another
  * thread of the machine has it (kernel threads, agents; README #3), and queries queue meanwhile.
@@ -117,6 +117,10 @@ function errnoText(n: number): string {
 export function setRealtime(priority: number, rtThread: (tid: number, prio: number) => number | null = rtThreadNative): RealtimeStatus {
   realtime.requested = priority;
   realtime.error = null;
+  if (!Number.isInteger(priority) || priority < 0 || priority > 99) { // the config checks; HADNS_VRRP_RT does not
+    realtime.error = `priority must be a whole number 0-99, not ${priority}`;
+    return realtimeStatus();
+  }
   try { realtime.rtRuntimeUs = Number(readFileSync('/proc/sys/kernel/sched_rt_runtime_us', 'utf8').trim()); } catch { realtime.rtRuntimeUs = null; }
   if (priority === 0 && realtime.applied === 0) return realtimeStatus();
   if (process.platform !== 'linux' || !isMainThread) {

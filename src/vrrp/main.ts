@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { vrrpSectionSchema, type VrrpSectionInput } from './config.js';
 import { VrrpEngine } from './engine.js';
-import { loadRawAddon } from './native.js';
+import { setRealtime } from '../util/threads.js';
 import type { FromEngine, ToEngine } from './messages.js';
 
 function emit(m: FromEngine): void {
@@ -31,11 +31,10 @@ async function run(input: VrrpSectionInput): Promise<void> {
   }
   // Real-time scheduling (SCHED_RR, like keepalived's vrrp_rt_priority) when permitted, so that
   // adverts leave on time even when DNS load keeps every core busy; HADNS_VRRP_RT=0 turns it off.
+  // The same call as node.realtime_priority (SCHED_RR, reset on fork: scripts start normal).
   if (process.env.HADNS_VRRP_RT !== '0') {
-    try {
-      const e = loadRawAddon().setRealtime?.(Number(process.env.HADNS_VRRP_RT ?? 10));
-      if (e) emit({ type: 'log', level: 'info', msg: `real-time scheduling not available (errno ${e}): adverts run at normal priority` });
-    } catch { /* addon missing: the engine reports that itself */ }
+    const rt = setRealtime(Number(process.env.HADNS_VRRP_RT ?? 10));
+    if (rt.error) emit({ type: 'log', level: 'info', msg: `real-time scheduling not available (${rt.error}): adverts run at normal priority` });
   }
   const engine = new VrrpEngine(parsed.data, { onEvent: emit });
   let stopping: Promise<void> | undefined;

@@ -20,8 +20,6 @@ export interface RawAddon {
   sendFrame(ifname: string, frame: Buffer): void;
   /** rtnetlink address add/delete; 0 or a positive errno (EEXIST, EADDRNOTAVAIL, …). */
   addrChange(add: boolean, ifname: string, addr: string, prefix: number, label: string | null, nodad: boolean): number;
-  /** SCHED_RR at `priority` for this process (children start normal); 0 or a positive errno. */
-  setRealtime(priority: number): number;
 }
 
 let cached: RawAddon | undefined;

@@ -46,6 +46,12 @@ test('setRealtime: the errno becomes the error and nothing counts as applied; su
   const back = setRealtime(0, (tid, prio) => { calls.push([tid, prio]); return 0; }); // back to normal
   assert.equal(back.applied, 0);
   assert.deepEqual(calls.at(-1), [process.pid, 0]);
+  // A priority from the environment (HADNS_VRRP_RT) is not checked by the schema: refused here.
+  for (const bad of [Number.NaN, 100, -1, 2.5]) {
+    const r = setRealtime(bad, (tid, prio) => { calls.push([tid, prio]); return 0; });
+    assert.match(String(r.error), /whole number 0-99/);
+  }
+  assert.deepEqual(calls.at(-1), [process.pid, 0], 'nothing called for a bad priority');
 });
 
 test('realtime: what the thread starts later begins at normal scheduling (reset on fork)', { skip: process.getuid?.() !== 0 && 'needs root (CI is root)' }, async () => {
