@@ -32,7 +32,7 @@
  *   idleThread(tid) -> 0 or errno   SCHED_IDLE for one thread of this process (helper threads:
  *     they then never preempt the event loop; unprivileged since Linux 2.6.39)
  *   rtThread(tid, prio) -> 0 or errno   SCHED_RR at prio (1..99), reset on fork, for one thread,
- *     or back to SCHED_OTHER with prio 0 (node.realtime_priority: the event loop's thread)
+ *     or back to SCHED_OTHER with prio 0 (node.realtime_priority; the VRRP engine process)
  *   loopIdleTime(on) -> the previous setting (0|1), or -1: left alone (see js_loop_idle_time)
  *   index(handle) -> this socket's number in the process-wide registry (-1: registry full)
  *   relay(handle, route, claim, ring, tag)   the reply relay, below
