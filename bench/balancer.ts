@@ -40,12 +40,12 @@
  * hadns runs with the daemon's Node flags (src/util/node-flags.ts, as bin/hadns passes them).
  * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise
  * adds a hadns whose Node runs with those flags after the daemon's (V8's heap and GC settings;
- * README #3); a later flag wins, so --node-flags-too=--memory-reducer is hadns with V8's memory
+ * docs/balancer-p99.md); a later flag wins, so --node-flags-too=--memory-reducer is hadns with V8's memory
  * reducer back on.
  * --burst-first S: before each fixed-rate round, S seconds of saturating load on the same
  * balancer (not measured), so that each round is "steady load after a burst", for every
  * balancer alike; with long rounds (--duration 40) that shows what a runtime does after a burst
- * (V8's memory reducer: README #3). The per-round lines and the table then also give p99.9, the
+ * (V8's memory reducer: docs/balancer-p99.md). The per-round lines and the table then also give p99.9, the
  * slowest query and the queries over 5 ms.
  * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
@@ -70,6 +70,9 @@
  * rounds of booking-like JS per forwarded query, no garbage), work:N:alloc (the same, allocating).
  * --ref-timeout MS adds it waiting in epoll_wait with a timeout of MS ms (Node's loop passes the
  * next timer's, so every blocking wait arms a kernel timer) instead of none.
+ * --ref-batch N,… adds it once per item reading at most N datagrams per wake-up and socket
+ * (recvmmsg's vlen; the floor's default, like hadns's, is 64): 1 is nginx's way, one datagram per
+ * event, with the backends' answers served in between.
  * --node-too adds hadns as the article's node runs it (examples/article): one daemon whose first
  * backend is its own resolver (`local`, answering bench.test like the dnsmasq it stands for) and
  * whose second is the second dnsmasq, the peer's: with --backend-cpus 1,0 that is nginx + dnsmasq
@@ -119,13 +122,14 @@ const o = benchArgs({
   'ref-touch': { type: 'string', default: '' },
   'ref-timeout': { type: 'string' },
   'ref-on-loop': { type: 'string', default: '' },
+  'ref-batch': { type: 'string', default: '' },
   'node-flags-too': { type: 'string', default: '' },
   'node-too': { type: 'boolean', default: false },
   'burst-first': { type: 'string', default: '0' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--realtime-too PRIO] [--capture DIR] [--backend-cpus A,B]
-       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]
+       [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-batch N,…] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]
        [--burst-first S]`);
 const DURATION = Number(o.duration);
 const BURST = Number(o['burst-first']);
@@ -194,6 +198,12 @@ if (REF_TOUCH.some((m) => m === null || Number(m[1]) < 64 || (m[2] !== undefined
 /** --ref-timeout MS: with --ref-forwarder, one more variant waiting in epoll_wait with that timeout. */
 if (o['ref-timeout'] !== undefined && (!/^\d+$/.test(o['ref-timeout']) || Number(o['ref-timeout']) > 60000 || !o['ref-forwarder'])) {
   process.stderr.write(`--ref-timeout wants 0 to 60000 ms, with --ref-forwarder, not ${o['ref-timeout']}\n`);
+  process.exit(2);
+}
+/** --ref-batch N,…: with --ref-forwarder, the floor once per read size (datagrams per recvmmsg). */
+const REF_BATCH = (o['ref-batch'] ?? '').split(',').filter(Boolean);
+if (REF_BATCH.some((b) => !/^\d+$/.test(b) || Number(b) < 1 || Number(b) > 64) || (REF_BATCH.length > 0 && !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-batch wants 1 to 64 datagrams per read,…, with --ref-forwarder, not ${o['ref-batch']}\n`);
   process.exit(2);
 }
 /** --ref-on-loop JS,…: with --ref-forwarder, the floor on Node's loop, once per JS mode. */
@@ -546,6 +556,7 @@ async function main(): Promise<void> {
       if (o['ref-timeout'] !== undefined) {
         variants.push([`C reference forwarder, epoll timeout ${o['ref-timeout']} ms`, ['--epoll-timeout', o['ref-timeout']]]);
       }
+      for (const b of REF_BATCH) variants.push([`C reference forwarder, ${b} datagram${b === '1' ? '' : 's'} per read`, ['--batch', b]]);
       for (const m of REF_TOUCH) {
         const span = m![2] ?? '65536';
         variants.push([`C reference forwarder, ${m![1]} B/query in random cache lines of ${span} KiB`, ['--touch-bytes', m![1]!, '--touch-span', span]]);

@@ -97,7 +97,7 @@ const runner = fileURLToPath(new URL('../../bench/ref-on-loop.js', import.meta.u
 type Mode = { name: string; cmd: () => [string, string[]]; js: string | null };
 const modes: Mode[] = [
   ...[[], ['--work-ns', '2000', '--work-in', 'thread'], ['--work-ns', '2000', '--work-in', 'inline'], ['--sockets', '4'],
-    ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096', '--touch-span', '1024'], ['--epoll-timeout', '30']]
+    ['--pause-us', '200', '--pause-after', '2'], ['--touch-bytes', '4096', '--touch-span', '1024'], ['--epoll-timeout', '30'], ['--batch', '1']]
     .map((m): Mode => ({ name: `ref-forwarder ${m.join(' ') || '(no work)'}`, cmd: () => [build(), m], js: null })),
   ...['none', 'call', 'work:3', 'work:3:alloc']
     .map((js): Mode => ({ name: `ref-forwarder on Node's loop, JS ${js}`, cmd: () => [process.execPath, [runner, buildAddon(), '--js', js, '--']], js })),
