@@ -42,6 +42,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,24 +249,40 @@ static int handle(uint32_t who) {
   return 0;
 }
 
-#ifndef REF_NAPI
-int main(int argc, char **argv) {
-  int r = setup(argc, argv);
-  if (r != 0) return r;
+/* The program's epoll set over the listener and the backend sockets (after setup()), or -1. */
+static int make_epoll(void) {
   int ep = epoll_create1(0);
+  if (ep < 0) return -1;
   struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTENER };
   epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
   for (int k = 0; k < nsock; k++) {
     ev.data.u32 = (uint32_t)k;
     epoll_ctl(ep, EPOLL_CTL_ADD, bfd[k], &ev);
   }
-  printf("ready\n");
-  fflush(stdout);
+  return ep;
+}
+
+/* The loop itself: the program's main thread, or (REF_NAPI, startThread) a thread of its own. */
+static void *run_loop(void *arg) {
+  int ep = (int)(intptr_t)arg;
   for (;;) {
     struct epoll_event evs[MAXBACK * MAXSOCK + 1];
     int ne = epoll_wait(ep, evs, MAXBACK * MAXSOCK + 1, (int)epoll_timeout);
     for (int e = 0; e < ne; e++) handle(evs[e].data.u32);
   }
+  return NULL;
+}
+
+#ifndef REF_NAPI
+int main(int argc, char **argv) {
+  int r = setup(argc, argv);
+  if (r != 0) return r;
+  int ep = make_epoll();
+  if (ep < 0) { perror("epoll"); return 1; }
+  printf("ready\n");
+  fflush(stdout);
+  run_loop((void *)(intptr_t)ep);
+  return 0;
 }
 #else
 /*
@@ -274,6 +291,9 @@ int main(int argc, char **argv) {
  * own. start(cb, ...args) sets up as the program does; cb, when a function, is called through
  * napi_make_callback (as any addon's callback, microtasks included) after each listener batch
  * that forwarded queries, with their count. bench/ref-on-loop.ts is the process around it.
+ * startThread(...args) instead runs the program's own epoll loop in a thread of its own, Node's
+ * loop idle beside it: the floor inside a Node process (its threads, heap and timers) but outside
+ * its loop, where a native fast path of hadns's would run.
  */
 #include <node_api.h>
 #include <uv.h>
@@ -339,10 +359,46 @@ static napi_value start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value start_thread(napi_env env, napi_callback_info info) {
+  size_t argc = 40;
+  napi_value argv[40];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (lfd >= 0) { napi_throw_error(env, NULL, "ref-forwarder: already started"); return NULL; }
+  static char *args[41];
+  int n = 0;
+  args[n++] = "ref-forwarder";
+  for (size_t i = 0; i < argc && i < 40; i++) {
+    char buf[64];
+    size_t l;
+    if (napi_get_value_string_utf8(env, argv[i], buf, sizeof buf, &l) != napi_ok) {
+      napi_throw_type_error(env, NULL, "ref-forwarder: arguments are strings");
+      return NULL;
+    }
+    args[n++] = strdup(buf);
+  }
+  if (setup(n, args) != 0) { napi_throw_error(env, NULL, "ref-forwarder: bad arguments or sockets (see stderr)"); return NULL; }
+  int ep = make_epoll();
+  pthread_t th;
+  /* Signals stay with Node's thread (SIGTERM's handler), as for Node's own threads. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = ep < 0 ? -1 : pthread_create(&th, NULL, run_loop, (void *)(intptr_t)ep);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    napi_throw_error(env, NULL, "ref-forwarder: no epoll set or thread");
+    return NULL;
+  }
+  pthread_detach(th);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value f;
   napi_create_function(env, "start", NAPI_AUTO_LENGTH, start, NULL, &f);
   napi_set_named_property(env, exports, "start", f);
+  napi_create_function(env, "startThread", NAPI_AUTO_LENGTH, start_thread, NULL, &f);
+  napi_set_named_property(env, exports, "startThread", f);
   return exports;
 }
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

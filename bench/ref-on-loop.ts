@@ -4,8 +4,9 @@
  * program of its own and hadns, which docs/balancer-p99.md measures in parts (Node's loop; a JS call per
  * received batch; JS work in that call, with or without garbage).
  *
- * Usage: node dist/bench/ref-on-loop.js ADDON [--js none|call|work:N|work:N:alloc] -- FORWARDER_ARGS…
+ * Usage: node dist/bench/ref-on-loop.js ADDON [--js none|call|work:N|work:N:alloc|thread] -- FORWARDER_ARGS…
  *   none: no JS per batch; call: an empty JS function per batch that forwarded queries;
+ *   thread: not on the loop at all, the floor's own epoll loop in a thread of this process;
  *   work:N: N rounds per forwarded query of booking-like JS (pooled objects, a random-ID table, an
  *   EWMA, a ring of records) that allocates nothing; work:N:alloc: the same with an address string
  *   and a fresh record per round, as per-query JS that allocates does.
@@ -22,8 +23,8 @@ while (argv.length > 0 && argv[0] !== '--') {
   else fail(`unknown argument ${a}`);
 }
 argv.shift(); // --
-const m = /^(none|call|work:(\d+)(:alloc)?)$/.exec(js);
-if (!addon || !m) fail(`usage: ref-on-loop ADDON [--js none|call|work:N|work:N:alloc] -- FORWARDER_ARGS… (not --js ${js})`);
+const m = /^(none|call|thread|work:(\d+)(:alloc)?)$/.exec(js);
+if (!addon || !m) fail(`usage: ref-on-loop ADDON [--js none|call|work:N|work:N:alloc|thread] -- FORWARDER_ARGS… (not --js ${js})`);
 const REPS = Number(m![2] ?? 0), ALLOC = m![3] !== undefined;
 
 function fail(msg: string): never {
@@ -72,13 +73,20 @@ function round(): void {
   pool.push(got);
 }
 
-const cb = m![1] === 'none' ? null : (n: number): void => {
+const cb = m![1] === 'none' || m![1] === 'thread' ? null : (n: number): void => {
   calls++;
   for (let k = 0; k < n * REPS; k++) round();
 };
-const fwd = createRequire(import.meta.url)(addon!) as { start: (cb: ((n: number) => void) | null, ...args: string[]) => void };
+const fwd = createRequire(import.meta.url)(addon!) as {
+  start: (cb: ((n: number) => void) | null, ...args: string[]) => void;
+  startThread: (...args: string[]) => void;
+};
 try {
-  fwd.start(cb, ...argv);
+  if (m![1] === 'thread') {
+    fwd.startThread(...argv);
+    setInterval(() => {}, 3600_000); // nothing else keeps Node's loop (and so the process) alive
+  }
+  else fwd.start(cb, ...argv);
 } catch (e) {
   fail((e as Error).message);
 }
