@@ -89,6 +89,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs, pinBenchToClientCpu } from './args.js';
+import { signTest } from './pool.js';
 import net from 'node:net';
 import { once } from 'node:events';
 import { freePort } from '../src/util/net.js';
@@ -240,19 +241,6 @@ function processTree(root: number): Map<number, number> {
     }
   }
   return tree;
-}
-/**
- * Two-sided sign test: the chance of a split at least as uneven as k of n rounds if each round
- * were a coin toss (the two balancers' p99s equal but for noise). Small p: the gap is real.
- */
-function signTest(k: number, n: number): number {
-  const m = Math.min(k, n - k);
-  let c = 1, tail = 0; // c = C(n, i)
-  for (let i = 0; i <= m; i++) {
-    tail += c;
-    c = (c * (n - i)) / (i + 1);
-  }
-  return Math.min(1, (2 * tail) / 2 ** n);
 }
 
 /**
