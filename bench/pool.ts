@@ -12,6 +12,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+// The fuzz tests' seeded PRNG (mulberry32), so that a pooled line repeats exactly.
+import { prng } from '../test/helpers/fuzz.js';
 
 /**
  * Two-sided sign test: the chance of a split at least as uneven as k of n rounds if each round
@@ -84,18 +86,6 @@ export function summarise(r: readonly number[]): Summary {
   return { rounds: r.length, atOrUnder: k, p: signTest(k, r.length), median: median(r) };
 }
 
-/** A small deterministic generator for the bootstrap (mulberry32), so that a pooled line repeats. */
-export function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function main(argv: string[]): number {
   let a = 'hadns DNS mode', b = 'nginx stream (article config)';
   const logs: string[] = [];
@@ -120,7 +110,7 @@ function main(argv: string[]): number {
     all.push(...r);
   }
   if (all.length === 0) return 1;
-  const [lo, hi] = bootstrapMedian(all, seeded(1));
+  const [lo, hi] = bootstrapMedian(all, prng(1));
   console.log(`pooled, ${a} / ${b}: ${fmt(summarise(all))} (95% ${lo.toFixed(3)}–${hi.toFixed(3)})`);
   return 0;
 }

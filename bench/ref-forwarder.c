@@ -322,25 +322,32 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   napi_close_handle_scope(genv, sc);
 }
 
-static napi_value start(napi_env env, napi_callback_info info) {
-  size_t argc = 40;
-  napi_value argv[40];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (lfd >= 0) { napi_throw_error(env, NULL, "ref-forwarder: already started"); return NULL; }
-  if (argc < 1 || argc > 40) { napi_throw_error(env, NULL, "ref-forwarder: start(cb, ...args)"); return NULL; }
+/* The program's arguments from JS strings argv[from, argc), then setup(); 0, or -1 with a JS
+ * exception thrown. */
+static int setup_from_js(napi_env env, napi_value *argv, size_t from, size_t argc) {
+  if (lfd >= 0) { napi_throw_error(env, NULL, "ref-forwarder: already started"); return -1; }
   static char *args[41];
   int n = 0;
   args[n++] = "ref-forwarder";
-  for (size_t i = 1; i < argc; i++) {
+  for (size_t i = from; i < argc && n < 41; i++) {
     char buf[64];
     size_t l;
     if (napi_get_value_string_utf8(env, argv[i], buf, sizeof buf, &l) != napi_ok) {
       napi_throw_type_error(env, NULL, "ref-forwarder: arguments are strings");
-      return NULL;
+      return -1;
     }
     args[n++] = strdup(buf);
   }
-  if (setup(n, args) != 0) { napi_throw_error(env, NULL, "ref-forwarder: bad arguments or sockets (see stderr)"); return NULL; }
+  if (setup(n, args) != 0) { napi_throw_error(env, NULL, "ref-forwarder: bad arguments or sockets (see stderr)"); return -1; }
+  return 0;
+}
+
+static napi_value start(napi_env env, napi_callback_info info) {
+  size_t argc = 40;
+  napi_value argv[40];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || argc > 40) { napi_throw_error(env, NULL, "ref-forwarder: start(cb, ...args)"); return NULL; }
+  if (setup_from_js(env, argv, 1, argc) != 0) return NULL;
   genv = env;
   napi_valuetype t;
   napi_typeof(env, argv[0], &t);
@@ -363,20 +370,8 @@ static napi_value start_thread(napi_env env, napi_callback_info info) {
   size_t argc = 40;
   napi_value argv[40];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (lfd >= 0) { napi_throw_error(env, NULL, "ref-forwarder: already started"); return NULL; }
-  static char *args[41];
-  int n = 0;
-  args[n++] = "ref-forwarder";
-  for (size_t i = 0; i < argc && i < 40; i++) {
-    char buf[64];
-    size_t l;
-    if (napi_get_value_string_utf8(env, argv[i], buf, sizeof buf, &l) != napi_ok) {
-      napi_throw_type_error(env, NULL, "ref-forwarder: arguments are strings");
-      return NULL;
-    }
-    args[n++] = strdup(buf);
-  }
-  if (setup(n, args) != 0) { napi_throw_error(env, NULL, "ref-forwarder: bad arguments or sockets (see stderr)"); return NULL; }
+  if (argc > 40) { napi_throw_error(env, NULL, "ref-forwarder: startThread(...args)"); return NULL; }
+  if (setup_from_js(env, argv, 0, argc) != 0) return NULL;
   int ep = make_epoll();
   pthread_t th;
   /* Signals stay with Node's thread (SIGTERM's handler), as for Node's own threads. */

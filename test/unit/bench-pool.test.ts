@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootstrapMedian, median, parseRounds, ratios, seeded, signTest, summarise } from '../../bench/pool.js';
+import { bootstrapMedian, median, parseRounds, ratios, signTest, summarise } from '../../bench/pool.js';
+import { prng as seeded } from '../helpers/fuzz.js';
 
 test('sign test: exact small cases, and no overflow for thousands of rounds', () => {
   assert.equal(signTest(0, 10), 2 / 1024);
