@@ -40,13 +40,13 @@
  * hadns runs with the daemon's Node flags (src/util/node-flags.ts, as bin/hadns passes them).
  * --node-flags-too='--max-semi-space-size=32 …' (with =: the value starts with a dash) likewise
  * adds a hadns whose Node runs with those flags after the daemon's (V8's heap and GC settings;
- * docs/balancer-p99.md); a later flag wins, so --node-flags-too=--memory-reducer is hadns with V8's memory
- * reducer back on.
+ * docs/balancer-p99.md); a later flag wins, so --node-flags-too=--memory-reducer is hadns with
+ * V8's memory reducer back on.
  * --burst-first S: before each fixed-rate round, S seconds of saturating load on the same
  * balancer (not measured), so that each round is "steady load after a burst", for every
  * balancer alike; with long rounds (--duration 40) that shows what a runtime does after a burst
- * (V8's memory reducer: docs/balancer-p99.md). The per-round lines and the table then also give p99.9, the
- * slowest query and the queries over 5 ms.
+ * (V8's memory reducer: docs/balancer-p99.md). The per-round lines and the table then also give
+ * p99.9, the slowest query and the queries over 5 ms.
  * --stall MS/EVERY stops the measured balancer (its whole process tree) for MS ms every EVERY ms
  * during each fixed-rate round (bench/stall.ts, on the client core): the same stalls for every
  * balancer, so the p99 columns then compare how each catches up after losing its core, which

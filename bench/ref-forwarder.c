@@ -24,7 +24,8 @@
  * --touch-bytes B writes B bytes per forwarded query, one byte in each of B/64 cache lines picked
  * at random in a buffer of --touch-span KiB (default 65536: 64 MiB), inline after the batch: the
  * memory footprint of a balancer's bookkeeping (JS objects, maps, a heap), which a busy loop
- * (--work-ns) does not have. (On our VM it cost p99 only with a span beyond 16 MiB: docs/balancer-p99.md.)
+ * (--work-ns) does not have. (On our VM it cost p99 only with a span beyond 16 MiB:
+ * docs/balancer-p99.md.)
  *
  * --epoll-timeout MS waits in epoll_wait with that timeout instead of none (-1), as Node's loop
  * does whenever a timer is pending (hadns's deadline and probe timers: 1-63 ms at 10k q/s), so

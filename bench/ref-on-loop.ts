@@ -1,8 +1,8 @@
 /**
  * The C floor (bench/ref-forwarder.c built with -DREF_NAPI as a Node addon) driven by this
  * process's libuv loop, for bench/balancer.ts --ref-on-loop: the step between the floor as a
- * program of its own and hadns, which docs/balancer-p99.md measures in parts (Node's loop; a JS call per
- * received batch; JS work in that call, with or without garbage).
+ * program of its own and hadns, which docs/balancer-p99.md measures in parts (Node's loop; a JS
+ * call per received batch; JS work in that call, with or without garbage).
  *
  * Usage: node dist/bench/ref-on-loop.js ADDON [--js none|call|work:N|work:N:alloc|thread] -- FORWARDER_ARGS…
  *   none: no JS per batch; call: an empty JS function per batch that forwarded queries;
