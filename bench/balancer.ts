@@ -68,7 +68,8 @@
  * --ref-on-loop JS,… adds it once per item built as a Node addon and driven by Node's libuv loop
  * (bench/ref-on-loop.ts), JS one of: none (no JS), call (an empty JS call per batch), work:N (N
  * rounds of booking-like JS per forwarded query, no garbage), work:N:alloc (the same, allocating),
- * thread (off the loop: the floor's own epoll loop in a thread of the otherwise idle process).
+ * thread (off the loop: the floor's own epoll loop in a thread of the otherwise idle process),
+ * thread:N (the same, with JS on a 10 ms timer doing N rounds for each of 100 queries).
  * --ref-timeout MS adds it waiting in epoll_wait with a timeout of MS ms (Node's loop passes the
  * next timer's, so every blocking wait arms a kernel timer) instead of none.
  * --ref-batch N,… adds it once per item reading at most N datagrams per wake-up and socket
@@ -210,8 +211,8 @@ if (REF_BATCH.some((b) => !/^\d+$/.test(b) || Number(b) < 1 || Number(b) > 64) |
 }
 /** --ref-on-loop JS,…: with --ref-forwarder, the floor on Node's loop, once per JS mode. */
 const REF_ON_LOOP = (o['ref-on-loop'] ?? '').split(',').filter(Boolean);
-if (REF_ON_LOOP.some((x) => !/^(none|call|thread|work:\d+(:alloc)?)$/.test(x)) || (REF_ON_LOOP.length > 0 && !o['ref-forwarder'])) {
-  process.stderr.write(`--ref-on-loop wants none|call|thread|work:N|work:N:alloc,…, with --ref-forwarder, not ${o['ref-on-loop']}\n`);
+if (REF_ON_LOOP.some((x) => !/^(none|call|thread(:\d+)?|work:\d+(:alloc)?)$/.test(x)) || (REF_ON_LOOP.length > 0 && !o['ref-forwarder'])) {
+  process.stderr.write(`--ref-on-loop wants none|call|thread|thread:N|work:N|work:N:alloc,…, with --ref-forwarder, not ${o['ref-on-loop']}\n`);
   process.exit(2);
 }
 /** --node-flags-too '--a --b=1': one more hadns (no cache) in the same rounds, Node started with those flags. */
@@ -560,7 +561,9 @@ async function main(): Promise<void> {
       }
       const addon = REF_ON_LOOP.length > 0 ? buildRefForwarder(dir, true) : '';
       for (const js of REF_ON_LOOP) {
-        const name = js === 'thread' ? 'C reference forwarder in a thread of a Node process' : `C reference forwarder on Node's loop, JS ${js}`;
+        const name = js === 'thread' ? 'C reference forwarder in a thread of a Node process'
+          : js.startsWith('thread:') ? `C reference forwarder in a thread of a Node process, JS ${js.slice(7)} rounds/query every 10 ms`
+          : `C reference forwarder on Node's loop, JS ${js}`;
         targets.push({ name, start: async () => {
           const port = await freePort();
           const p = run(SCPU, process.execPath, [join(root, 'dist/bench/ref-on-loop.js'), addon, '--js', js, '--', String(port), ...bports.map(String)]);

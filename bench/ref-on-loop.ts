@@ -7,6 +7,7 @@
  * Usage: node dist/bench/ref-on-loop.js ADDON [--js none|call|work:N|work:N:alloc|thread] -- FORWARDER_ARGS…
  *   none: no JS per batch; call: an empty JS function per batch that forwarded queries;
  *   thread: not on the loop at all, the floor's own epoll loop in a thread of this process;
+ *   thread:N: the same, with JS on a 10 ms timer doing N rounds for each of 100 queries;
  *   work:N: N rounds per forwarded query of booking-like JS (pooled objects, a random-ID table, an
  *   EWMA, a ring of records) that allocates nothing; work:N:alloc: the same with an address string
  *   and a fresh record per round, as per-query JS that allocates does.
@@ -23,9 +24,10 @@ while (argv.length > 0 && argv[0] !== '--') {
   else fail(`unknown argument ${a}`);
 }
 argv.shift(); // --
-const m = /^(none|call|thread|work:(\d+)(:alloc)?)$/.exec(js);
-if (!addon || !m) fail(`usage: ref-on-loop ADDON [--js none|call|work:N|work:N:alloc|thread] -- FORWARDER_ARGS… (not --js ${js})`);
-const REPS = Number(m![2] ?? 0), ALLOC = m![3] !== undefined;
+const m = /^(none|call|thread(?::(\d+))?|work:(\d+)(:alloc)?)$/.exec(js);
+if (!addon || !m) fail(`usage: ref-on-loop ADDON [--js none|call|work:N|work:N:alloc|thread|thread:N] -- FORWARDER_ARGS… (not --js ${js})`);
+const THREAD = m![1]!.startsWith('thread');
+const REPS = Number(m![2] ?? m![3] ?? 0), ALLOC = m![4] !== undefined;
 
 function fail(msg: string): never {
   process.stderr.write(`ref-on-loop: ${msg}\n`);
@@ -73,7 +75,7 @@ function round(): void {
   pool.push(got);
 }
 
-const cb = m![1] === 'none' || m![1] === 'thread' ? null : (n: number): void => {
+const cb = m![1] === 'none' || THREAD ? null : (n: number): void => {
   calls++;
   for (let k = 0; k < n * REPS; k++) round();
 };
@@ -82,9 +84,14 @@ const fwd = createRequire(import.meta.url)(addon!) as {
   startThread: (...args: string[]) => void;
 };
 try {
-  if (m![1] === 'thread') {
+  if (THREAD) {
     fwd.startThread(...argv);
-    setInterval(() => {}, 3600_000); // nothing else keeps Node's loop (and so the process) alive
+    // Nothing else keeps Node's loop (and so the process) alive. thread:N: every 10 ms, the JS a
+    // forwarding thread's owner would run on a timer for 100 queries' aggregates (N rounds each),
+    // on the same core as the thread.
+    const tick = (): void => { calls++; for (let k = 0; k < 100 * REPS; k++) round(); };
+    if (REPS > 0) tick(); // once at once, so that a short run has counted one
+    setInterval(REPS > 0 ? tick : () => {}, REPS > 0 ? 10 : 3600_000);
   }
   else fwd.start(cb, ...argv);
 } catch (e) {
