@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HadnsProcess } from '../helpers/hadns-process.js';
 import { udpQuery, answersOf } from '../helpers/dns-client.js';
+import { isRoot } from '../../src/lab/lab.js';
 
-const isRoot = process.getuid?.() === 0;
 const dir = mkdtempSync(join(tmpdir(), 'hadns-rt-'));
 const procs: HadnsProcess[] = [];
 after(async () => {
@@ -40,7 +40,7 @@ async function stop(p: HadnsProcess): Promise<void> {
   assert.equal(await p.exited, 0);
 }
 
-test('realtime_priority: the event loop runs SCHED_RR (reset on fork), the helper threads as before', { skip: !isRoot && 'needs root (CI is root)' }, async () => {
+test('realtime_priority: the event loop runs SCHED_RR (reset on fork), the helper threads as before', { skip: !isRoot() && 'needs root (CI is root)' }, async () => {
   const p = new HadnsProcess(['start', '--config', cfg]);
   procs.push(p);
   const l = await p.waitFor((x) => x.msg === 'event loop: real-time scheduling');
@@ -60,7 +60,7 @@ test('realtime_priority: the event loop runs SCHED_RR (reset on fork), the helpe
 
 test('realtime_priority without the privilege: a warning, normal scheduling, DNS served', async () => {
   // As root, drop CAP_SYS_NICE (RLIMIT_RTPRIO is 0 by default); others lack it anyway.
-  const prefix = isRoot ? ['setpriv', '--bounding-set=-sys_nice', '--inh-caps=-sys_nice'] : [];
+  const prefix = isRoot() ? ['setpriv', '--bounding-set=-sys_nice', '--inh-caps=-sys_nice'] : [];
   const p = new HadnsProcess(['start', '--config', cfg], {}, 'node+flags', prefix);
   procs.push(p);
   const w = await p.waitFor((x) => x.msg === 'event loop: real-time scheduling not applied; running with normal scheduling');

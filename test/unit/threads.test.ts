@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setHelperThreads, helperThreadsStatus, setRealtime, realtimeStatus } from '../../src/util/threads.js';
+import { isRoot } from '../../src/lab/lab.js';
 
 const SCHED_OTHER = 0;
 const SCHED_IDLE = 5;
@@ -54,7 +55,7 @@ test('setRealtime: the errno becomes the error and nothing counts as applied; su
   assert.deepEqual(calls.at(-1), [process.pid, 0], 'nothing called for a bad priority');
 });
 
-test('realtime: what the thread starts later begins at normal scheduling (reset on fork)', { skip: process.getuid?.() !== 0 && 'needs root (CI is root)' }, async () => {
+test('realtime: what the thread starts later begins at normal scheduling (reset on fork)', { skip: !isRoot() && 'needs root (CI is root)' }, async () => {
   const { spawnSync } = await import('node:child_process');
   const { rtThreadNative } = await import('../../src/util/udp-batch.js');
   assert.equal(rtThreadNative(process.pid, 3), 0);
