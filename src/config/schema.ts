@@ -173,9 +173,9 @@ export const configSchema = z.strictObject({
       + 'garbage collection on the main thread (-30% throughput with the balancer cache on a CPU quota). Applied at start.'),
     realtime_priority: z.number().int().min(0).max(99).default(0).describe(
       'Real-time scheduling (SCHED_RR at this priority, 1-99) for the daemon\'s event-loop thread, which runs every DNS query '
-      + 'and health check (Linux; the VRRP process has its own, real-time when permitted: docs/vrrp.md); 0: off, normal scheduling. Other threads of the machine then never make DNS wait: '
-      + 'in the balancer bench it cut the p99 at 10k q/s by a third to a half for a few percent more CPU per query. Only where the cores are there for DNS: '
-      + 'a resolver or backend process on the daemon\'s core is preempted by it (p99 ten times worse in the bench), and while the '
+      + 'and health check (Linux; the VRRP process has its own, real-time when permitted: docs/vrrp.md); 0: off, normal '
+      + 'scheduling. Other threads of the machine then never make DNS wait: in the balancer bench it cut the p99 at 10k q/s '
+      + 'by a third to a half for a few percent more CPU per query. Only where the cores are there for DNS: a resolver or backend process on the daemon\'s core is preempted by it (p99 ten times worse in the bench), and while the '
       + 'daemon is saturated, ordinary tasks on its core get only what the kernel\'s real-time throttling leaves them '
       + '(kernel.sched_rt_runtime_us, 5% by default; a warning at start when it is off). '
       + 'Needs root or CAP_SYS_NICE (packaging/hadns.service has the lines to uncomment); without, a warning and normal '

@@ -3,6 +3,7 @@
  * running node. observe/ depends on this interface only, never on services directly; node/
  * implements it. Everything returned is plain JSON-serialisable data.
  */
+import type { RealtimeStatus } from '../util/threads.js';
 
 export interface UpstreamView {
   label: string;
@@ -63,9 +64,8 @@ export interface NodeStatus {
   vrrp?: unknown;
   /** The DNS path's UDP I/O: batched native sockets or Node's dgram, with batched-socket totals. */
   udpIo?: { mode: 'native' | 'dgram'; batches: number; received: number; oversized: number; sent: number; dropped: number };
-  /** node.realtime_priority: asked for and in force (0: normal scheduling), why not, if not, and
-   *  kernel.sched_rt_runtime_us (-1: no real-time throttling; null: unknown). */
-  scheduling?: { requested: number; applied: number; error: string | null; rtRuntimeUs?: number | null };
+  /** node.realtime_priority: asked for and in force, why not, if not (util/threads.ts). */
+  scheduling?: RealtimeStatus;
   /** The node's own DNS health, as fed to VRRP. */
   health?: { ok: boolean; detail: string };
   peer?: unknown;

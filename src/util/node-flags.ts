@@ -11,8 +11,8 @@
  * little enough (~1 MB/s) to look idle, so after any full GC (a traffic burst, the cache growing)
  * the reducer ran two compacting collections 0.6 s apart in the middle of the load: 5–16 ms
  * pauses, and in 40 s at 10k q/s after a 3 s burst 289–464 queries over 5 ms (slowest 22–27 ms)
- * in each of seven runs, against 0–93 (slowest 4.6–9.8 ms) in six runs without it (docs/balancer-p99.md,
- * fifteenth session). The price is memory: the heap keeps what the burst made it grow to
+ * in each of seven runs, against 0–93 (slowest 4.6–9.8 ms) in six runs without it
+ * (docs/balancer-p99.md, fifteenth session). The price is memory: the heap keeps what the burst made it grow to
  * (~28 MB committed instead of ~12 MB here); full GCs still happen when the old generation fills.
  */
 

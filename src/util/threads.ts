@@ -80,7 +80,8 @@ export function helperThreadsStatus(): HelperThreadsStatus { return { ...status 
  * itself at SCHED_RR 10 when permitted, through this same function: vrrp/main.ts). Opt-in.
  *
  * Why it exists: under the normal scheduler the event loop waits for its core whenever another
- * thread of the machine has it (kernel threads, agents; docs/balancer-p99.md), and queries queue meanwhile.
+ * thread of the machine has it (kernel threads, agents; docs/balancer-p99.md), and queries queue
+ * meanwhile.
  * A real-time thread is never made to wait for an ordinary one: in the balancer bench at 10k q/s
  * its run-queue wait fell from ~1.2 to ~0.1 µs a query and the p99 of hadns and of nginx alike
  * by a third to a half (14–16 of 16 rounds each), for a few percent more CPU per query.

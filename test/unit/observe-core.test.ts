@@ -118,9 +118,9 @@ test('hadns status text: node, VRRP role and VIPs, upstream health, cache ratio,
   const io = renderStatus({ status: status({ udpIo: { mode: 'native', batches: 10, received: 35, oversized: 0, sent: 35, dropped: 2 } }), events: [] });
   assert.match(io, /^ +udp +batched \(recvmmsg\/sendmmsg\), 3\.5 datagrams per batch, 2 send drops, 0 oversized$/m);
   assert.doesNotMatch(out, /^ +scheduling /m); // normal scheduling, not asked for: no line
-  assert.match(renderStatus({ status: status({ scheduling: { requested: 10, applied: 10, error: null } }), events: [] }),
+  assert.match(renderStatus({ status: status({ scheduling: { requested: 10, applied: 10, error: null, rtRuntimeUs: 950000 } }), events: [] }),
     /^ +scheduling +event loop real-time \(SCHED_RR 10\)$/m);
-  assert.match(renderStatus({ status: status({ scheduling: { requested: 10, applied: 0, error: 'EPERM' } }), events: [] }),
+  assert.match(renderStatus({ status: status({ scheduling: { requested: 10, applied: 0, error: 'EPERM', rtRuntimeUs: 950000 } }), events: [] }),
     /^ +scheduling +real-time 10 asked for, not applied: EPERM$/m);
   const pair = renderStatus({ status: status({
     health: { ok: false, detail: 'resolver does not answer' },
@@ -173,6 +173,6 @@ test('metrics: one exposition from a status snapshot, labelled per upstream, bac
   assert.doesNotMatch(b2, /^hadns_upstream_srtt_seconds\{/m);
   assert.doesNotMatch(b2, /^hadns_vrrp_state\{/m);
   assert.match(b2, /^hadns_event_loop_realtime_priority 0$/m); // not reported: normal scheduling
-  const rt = createMetrics({ name: 'x', status: () => status({ scheduling: { requested: 10, applied: 10, error: null } }) } as unknown as NodeView);
+  const rt = createMetrics({ name: 'x', status: () => status({ scheduling: { requested: 10, applied: 10, error: null, rtRuntimeUs: 950000 } }) } as unknown as NodeView);
   assert.match((await rt.render()).body, /^hadns_event_loop_realtime_priority 10$/m);
 });
