@@ -63,7 +63,7 @@
  * Query forwarding, the relay's mirror on a balancer listener: forward(handle, tickets, times,
  * arena, book, bookNow). JS decides ahead of time where the next plain queries go: each ticket
  * is a query slot, the upstream socket (registry number, relay on) and the upstream ID it
- * reserved. A received query that is plain in the strictest sense (below) takes the top ticket,
+ * reserved. A received query that is plain in the strictest sense (below) takes the next ticket,
  * gets the upstream ID, its route entry and claim written as JS would write them, and leaves on
  * the upstream socket in this wake-up; the ticket keeps its length, client address, question end
  * and listener, `times` its send time (JS's clock), the arena slot its bytes, and the in-slot is
@@ -79,10 +79,16 @@
  * an uncompressed name JS's scanner would accept, no answer or authority records, at most one
  * additional record and then an OPT record of exactly the rest of the datagram advertising at
  * most 4096 bytes, nothing after, and at most ARENA_SLOT bytes. Anything else goes to JS.
- *   tickets (Int32Array, 1 + cap * TW): [count, then per ticket: qidx, qgen, socket, upstream ID,
- *     len, family, port, a0..a3, question end, listener index, 0, 0, 0]; C pops from the top
- *     (count - 1), JS pushes. Socket -1 is a turn of a backend in JS's own process: the ticket
- *     is popped and filled in all the same, and JS sends the query.
+ *   tickets (Int32Array, THDR + cap * TW, cap a power of two): a ring with three cursors,
+ *     [produced (JS), used (here), booked (JS), 0, then per ticket: qidx, qgen, socket,
+ *     upstream ID, len, family, port, a0..a3, question end, listener index, 0, 0, 0]. Ticket c
+ *     (a cursor, counting up and wrapping as an int32) is at c & (cap - 1): JS writes tickets
+ *     [produced, booked + cap) and then `produced`; C takes them from `used` on, in order (a
+ *     burst's plan permutes the next few) and publishes `used` once a batch is done; JS books
+ *     [booked, used) and then `booked`. Each cursor has one writer, so a forwarding thread can
+ *     take tickets while JS draws and books them (the cursors are read and written atomically).
+ *     Socket -1 is a turn of a backend in JS's own process: the ticket is taken and filled in
+ *     all the same, and JS sends the query.
  *   times (Float64Array, cap), arena (Uint8Array, cap * ARENA_SLOT)
  * A burst (BURST_MIN or more datagrams in one read on a forwarding listener, with interleave):
  * the first forwarded query is sent at once, then the answers waiting on the burst's relay
@@ -90,7 +96,7 @@
  * (serve_answers, flush_burst). On loopback each datagram of a sendmmsg is delivered before the
  * call returns, so a long burst would otherwise hold back every answer behind it.
  * With blocks, a burst also goes to each backend as one block of consecutive queries, the
- * oldest block first (plan_blocks): the burst's queries take the same top tickets, so each
+ * oldest block first (plan_blocks): the burst's queries take the same next tickets, so each
  * backend gets as many as the policy gave it, but the queries are laid on them backend by
  * backend, and within a backend socket by socket, in arrival order. A backend serves its socket
  * in order, and backends sharing a CPU (the resolver on the balancer's own node, or a test rig)
@@ -139,6 +145,10 @@
  * len, family, port, a0..a3, question end, listener index, 0, 0, 0]; queries up to ARENA_SLOT
  * bytes are copied to the ticket's arena slot. */
 #define TW 16
+#define THDR 4
+#define T_PROD 0
+#define T_USED 1
+#define T_BOOKED 2
 #define ARENA_SLOT 512
 /* Fewer tickets left than this after a wake-up: JS books and refills at once, not in the check phase. */
 #define TICKETS_LOW 16
@@ -171,10 +181,12 @@ typedef struct {
   /* Out slots this socket holds for relayed answers or forwarded queries, flushed at the end of
    * the wake-up. */
   int relay_out;
-  /* Query forwarding on a listener (see the header): JS's ticket stack, kept alive by fref. */
+  /* Query forwarding on a listener (see the header): JS's ticket ring, kept alive by fref. */
   int fwd;
   int32_t *tickets;
   uint32_t tickets_cap;
+  /* The next ticket to take (the `used` cursor while a batch is handled; published at its end). */
+  uint32_t tused;
   double *ttimes;
   uint8_t *arena;
   napi_ref fref, fref_times, fref_arena, book_cb;
@@ -519,11 +531,22 @@ static int forwardable(const uint8_t *p, int len) {
   return qe == 0 || qe - 12 > QINL ? 0 : qe;
 }
 
+/* Tickets listener l may take: produced and not used yet (0 when the cursors make no sense). */
+static uint32_t tickets_left(const ub_t *l) {
+  uint32_t prod = (uint32_t)__atomic_load_n(&l->tickets[T_PROD], __ATOMIC_ACQUIRE);
+  uint32_t n = prod - l->tused;
+  return n > l->tickets_cap ? 0 : n;
+}
+
+static int32_t *ticket_at(const ub_t *l, uint32_t c) {
+  return l->tickets + THDR + (size_t)(c & (l->tickets_cap - 1)) * TW;
+}
+
 /* Whether ticket k of listener l can be used; *u its upstream socket (NULL: a local backend's
  * turn, socket -1; JS sends the query). Every slot is at least ARENA_SLOT bytes (start), so a
  * forwardable query fits any upstream socket's. */
-static int ticket_ok(const ub_t *l, int k, ub_t **u) {
-  const int32_t *t = l->tickets + 1 + (size_t)k * TW;
+static int ticket_ok(const ub_t *l, uint32_t k, ub_t **u) {
+  const int32_t *t = ticket_at(l, k);
   int32_t qidx = t[0], qgen = t[1], si = t[2], id = t[3];
   *u = NULL;
   if (si == -1) return 1;
@@ -536,12 +559,12 @@ static int ticket_ok(const ub_t *l, int k, ub_t **u) {
 
 /*
  * A burst's block plan (see the header): the tickets its forwardable queries take, in arrival
- * order. They are the top ones, as without a plan, so that JS books [count - k, count) the same
- * way, but ordered by backend (the backend of the top ticket first), then by socket, then from
- * the top down. Made before the batch's datagrams are handled, from the same tests try_forward
+ * order. They are the next ones, as without a plan, so that JS books [used, used + k) the same
+ * way, but ordered by backend (the backend of the next ticket first), then by socket, then in
+ * ticket order. Made before the batch's datagrams are handled, from the same tests try_forward
  * makes (so a burst's queries are parsed twice), and nothing those tests read changes until the
- * batch is done (no JS runs in between): each planned ticket is taken by exactly one query, and
- * the used tickets stay the top ones.
+ * batch is done (JS only adds tickets after them meanwhile): each planned ticket is taken by
+ * exactly one query, and the used tickets stay the next ones; `used` is published after the batch.
  */
 #define PLAN_MAX 64
 static const ub_t *plan_of = NULL;
@@ -550,7 +573,8 @@ static const ub_t *plan_of = NULL;
 #define BSET_MAX 64
 static ub_t *bset[BSET_MAX];
 static int nbset = 0;
-static int plan[PLAN_MAX], plan_n = 0, plan_pos = 0;
+static uint32_t plan[PLAN_MAX];
+static int plan_n = 0, plan_pos = 0;
 static double n_blocked = 0;
 
 static int same_peer(const ub_t *a, const ub_t *b) {
@@ -562,55 +586,55 @@ static int same_peer(const ub_t *a, const ub_t *b) {
 static void plan_blocks(ub_t *l, int n) {
   plan_of = l;
   plan_n = plan_pos = 0;
-  int32_t count = l->tickets[0];
-  if (count <= 1 || (uint32_t)count > l->tickets_cap) return;
-  int k = 0;
+  uint32_t count = tickets_left(l);
+  if (count <= 1) return;
+  uint32_t k = 0;
   for (int i = 0; i < n; i++) {
     int len = (l->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int)l->rmsg[i].msg_len;
     if (forwardable(l->in_buf + (size_t)i * (size_t)l->slot_size, len)) k++;
   }
   if (k > count) k = count;
   if (k > PLAN_MAX) k = PLAN_MAX;
-  /* Rank of each ticket's backend by first appearance from the top, and of its socket by its
-   * place in bset (burst_sockets: the same top tickets' sockets in that order; a local turn,
+  /* Rank of each ticket's backend by first appearance from the next one on, and of its socket by
+   * its place in bset (burst_sockets: the same next tickets' sockets in that order; a local turn,
    * NULL, after them); try_forward stops at the first unusable ticket, and so does the plan. */
   const ub_t *backends[PLAN_MAX];
   int nb = 0, key[PLAN_MAX], v;
-  for (v = 0; v < k; v++) {
+  for (v = 0; v < (int)k; v++) {
     ub_t *u;
-    if (!ticket_ok(l, count - 1 - v, &u)) break;
+    if (!ticket_ok(l, l->tused + (uint32_t)v, &u)) break;
     int b = 0, so = 0;
     while (b < nb && !same_peer(backends[b], u)) b++;
     if (b == nb) backends[nb++] = u;
     while (so < nbset && bset[so] != u) so++;
     key[v] = b * (BSET_MAX + 1) + so;
-    /* Insertion by key, stable: equal keys stay top first. */
+    /* Insertion by key, stable: equal keys stay in ticket order. */
     int j = v;
     while (j > 0 && key[plan[j - 1]] > key[v]) { plan[j] = plan[j - 1]; j--; }
     plan[j] = v;
   }
   if (nb < 2) return; /* one backend: the plan would change nothing */
-  for (int j = 0; j < v; j++) plan[j] = count - 1 - plan[j];
+  for (int j = 0; j < v; j++) plan[j] += l->tused;
   plan_n = v;
   n_blocked++;
 }
 
-/* Forwards received query p[0, len) of listener l with its next ticket (the top one, or the
+/* Forwards received query p[0, len) of listener l with its next ticket (the next one, or the
  * plan's) if it is plain; 1 when it did (m: the slot's in-meta, address already filled).
  * Upstream out slots are free here, as the listener's are in try_relay. */
 static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
-  int32_t count = l->tickets[0];
-  if (count <= 0 || (uint32_t)count > l->tickets_cap) return 0;
+  if (tickets_left(l) == 0) return 0;
   int qe = forwardable(p, len);
   if (qe == 0) return 0;
   int planned = plan_of == l && plan_pos < plan_n;
-  int tk = planned ? plan[plan_pos] : count - 1;
+  uint32_t c = planned ? plan[plan_pos] : l->tused;
   ub_t *u;
-  if (!ticket_ok(l, tk, &u)) return 0;
-  int32_t *t = l->tickets + 1 + (size_t)tk * TW;
+  if (!ticket_ok(l, c, &u)) return 0;
+  int32_t *t = ticket_at(l, c);
+  uint32_t tk = c & (l->tickets_cap - 1);
   int32_t qidx = t[0], qgen = t[1], id = t[3];
   if (planned) plan_pos++;
-  l->tickets[0] = count - 1;
+  l->tused++;
   t[4] = len; t[5] = m[1]; t[6] = m[2]; t[7] = m[3]; t[8] = m[4]; t[9] = m[5]; t[10] = m[6];
   t[11] = qe; t[12] = l->index;
   memcpy(l->arena + (size_t)tk * ARENA_SLOT, p, (size_t)len);
@@ -678,7 +702,7 @@ static void on_book_check(uv_check_t *h) {
   for (int i = 0; i < nbook; i++) {
     int idx = book_pending[i];
     ub_t *l = idx >= 0 && idx < REG_MAX ? reg[idx] : NULL;
-    if (!l || l->closed || !l->fwd || l->tickets[0] == (int32_t)l->tickets_cap) continue;
+    if (!l || l->closed || !l->fwd || l->tickets[T_BOOKED] == l->tickets[T_USED]) continue;
     if (call_book(l, BOOK_CHUNK) > 0 && !l->closed) book_pending[keep++] = idx;
   }
   nbook = keep;
@@ -692,7 +716,7 @@ static void on_book_check(uv_check_t *h) {
 
 /* Listener l forwarded queries in this wake-up and JS did not run for them. */
 static void want_book(ub_t *l) {
-  if (l->tickets[0] < TICKETS_LOW) { call_book(l, 0); return; }
+  if (tickets_left(l) < TICKETS_LOW) { call_book(l, 0); return; }
   int queued = 0;
   for (int i = 0; i < nbook && !queued; i++) queued = book_pending[i] == l->index;
   if (!queued) {
@@ -804,16 +828,18 @@ static int take_batch(ub_t *s, int n, int *local) {
       }
     }
   }
-  if (s->fwd) plan_of = NULL;
+  if (s->fwd) {
+    plan_of = NULL;
+    __atomic_store_n(&s->tickets[T_USED], (int32_t)s->tused, __ATOMIC_RELEASE);
+  }
   return handled;
 }
 
 static void burst_sockets(ub_t *l, int n) {
   nbset = 0;
-  int32_t count = l->tickets[0];
-  if (count < 0 || (uint32_t)count > l->tickets_cap) return;
-  for (int k = count - 1; k >= 0 && k >= count - n && nbset < BSET_MAX; k--) {
-    int si = l->tickets[1 + k * TW + 2];
+  uint32_t count = tickets_left(l);
+  for (uint32_t k = 0; k < count && k < (uint32_t)n && nbset < BSET_MAX; k++) {
+    int si = ticket_at(l, l->tused + k)[2];
     ub_t *u = si >= 0 && si < REG_MAX ? reg[si] : NULL;
     if (!u || u->closed || !u->relay) continue;
     int dup = 0;
@@ -1128,10 +1154,10 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   }
   napi_valuetype ft;
   napi_typeof(env, argv[4], &ft);
-  size_t cap = count[0] >= 1 + TW ? (count[0] - 1) / TW : 0;
-  if (t[0] != napi_int32_array || cap < 1 || count[0] != 1 + cap * TW || t[1] != napi_float64_array || count[1] < cap
-      || t[2] != napi_uint8_array || count[2] < cap * ARENA_SLOT || ft != napi_function) {
-    napi_throw_type_error(env, NULL, "forward(tickets: Int32Array of 1 + 16n, times: Float64Array(n), arena: Uint8Array(512n), book: function)");
+  size_t cap = count[0] >= THDR + TW ? (count[0] - THDR) / TW : 0;
+  if (t[0] != napi_int32_array || cap < 1 || (cap & (cap - 1)) || cap > 0x10000 || count[0] != THDR + cap * TW
+      || t[1] != napi_float64_array || count[1] < cap || t[2] != napi_uint8_array || count[2] < cap * ARENA_SLOT || ft != napi_function) {
+    napi_throw_type_error(env, NULL, "forward(tickets: Int32Array of 4 + 16n (n a power of two), times: Float64Array(n), arena: Uint8Array(512n), book: function)");
     return NULL;
   }
   if (!book_handles) {
@@ -1149,6 +1175,7 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[4], 1, &s->book_cb);
   s->tickets = p[0];
   s->tickets_cap = (uint32_t)cap;
+  s->tused = (uint32_t)s->tickets[T_USED];
   s->ttimes = p[1];
   s->arena = p[2];
   s->book_now = now ? 1 : 0;

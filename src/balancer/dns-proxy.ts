@@ -59,28 +59,32 @@ const MAX_TCP_CLIENT_OUTSTANDING = 64;
 const IDLE_TICK_MS = 50;
 /** Whether a burst's forwarded queries are booked in chunks (onBook); HADNS_FORWARD_BOOK=whole: at once. */
 const BOOK_CHUNKS = process.env.HADNS_FORWARD_BOOK !== 'whole';
-/** Forwarding tickets kept ready per service: one full receive batch. */
+/** Forwarding tickets kept ready per service: one full receive batch (a power of two: a ring). */
 const TICKETS = 64;
 /** Ints per ticket, and bytes of a ticket's arena slot (native/udp_batch.c: TW, ARENA_SLOT). */
 const TW = 16;
+/** The ticket ring's header: its three cursors (native/udp_batch.c: THDR, T_PROD, T_USED, T_BOOKED). */
+const THDR = 4, T_PROD = 0, T_USED = 1, T_BOOKED = 2;
 const ARENA_SLOT = 512;
 
 /**
  * Query forwarding (native/udp_batch.c, "Query forwarding"): the next backends, chosen ahead by
  * the policy, each with a pooled Query and, for a remote backend, an Attempt holding a reserved
- * upstream ID on one of its sockets. The addon pops the top ticket for a plain query, sends it
+ * upstream ID on one of its sockets. The addon takes the next ticket for a plain query, sends it
  * at once, and leaves the query's address, length and send time in the ticket and its bytes in
  * the ticket's arena slot; book() later does in JS what begin() and dispatch() would have done,
  * for every ticket used since it last ran. JS books at its next entry of any kind (takeRelayed)
  * or, when it has no other reason to run, when the addon calls it: after the event loop has
  * served every ready socket (the relay's answers first), or at once when few tickets are left.
- * A ticket for a `local` backend (socket -1) is popped too, so that the policy's sequence is
+ * A ticket for a `local` backend (socket -1) is taken too, so that the policy's sequence is
  * kept, and its query is then sent to that backend by book().
  */
 class Forwarding {
-  /** [count, then per ticket TW ints: qidx, qgen, socket registry index (-1: local), upstream ID,
-   *  and, filled in by the addon: len, family, port, a0..a3, question end, listener index]. */
-  readonly tickets = new Int32Array(1 + TICKETS * TW);
+  /** A ring: [produced (JS), used (the addon), booked (JS), 0, then per ticket TW ints: qidx, qgen,
+   *  socket registry index (-1: local), upstream ID, and, filled in by the addon: len, family,
+   *  port, a0..a3, question end, listener index]. Ticket c (an int32 cursor) is slot
+   *  c & (TICKETS - 1); each cursor has one writer, and the addon's is read with Atomics. */
+  readonly tickets = new Int32Array(THDR + TICKETS * TW);
   /** Send time per ticket (this proxy's clock, ms). */
   readonly times = new Float64Array(TICKETS);
   readonly arena = Buffer.alloc(TICKETS * ARENA_SLOT);
@@ -89,13 +93,15 @@ class Forwarding {
   readonly q: (Query | null)[] = new Array<Query | null>(TICKETS).fill(null);
   readonly a: (Attempt | null)[] = new Array<Attempt | null>(TICKETS).fill(null);
   readonly b = new Int32Array(TICKETS);
-  /** Tickets [tickets[0], filled) were used by the addon and wait for book(). */
-  filled = 0;
   booking = false;
   /** A backend changed state while booking: the tickets are re-drawn at the next refill. */
   recall = false;
   /** The listeners by registry index (a ticket names its listener so). */
   readonly listeners = new Map<number, BatchUdpSocket>();
+  /** Tickets the addon used that wait for book(). */
+  unbooked(): number { return (Atomics.load(this.tickets, T_USED) - this.tickets[T_BOOKED]!) | 0; }
+  /** Tickets drawn and not used yet. */
+  left(): number { return (this.tickets[T_PROD]! - Atomics.load(this.tickets, T_USED)) | 0; }
 }
 
 interface Channel {
@@ -326,9 +332,9 @@ export class DnsProxy {
    */
   private readonly onBook = (max: number): number => {
     const f = this.fwd;
-    if (f !== null && max > 0 && BOOK_CHUNKS && !f.booking && f.tickets[0] >= TICKETS / 2 && f.filled - f.tickets[0] > max) {
+    if (f !== null && max > 0 && BOOK_CHUNKS && !f.booking && f.left() >= TICKETS / 2 && f.unbooked() > max) {
       this.book(max);
-      return f.filled - f.tickets[0];
+      return f.unbooked();
     }
     this.takeRelayed();
     this.refill();
@@ -567,19 +573,25 @@ export class DnsProxy {
   }
 
   /**
-   * Books the tickets the addon used since the last call (see Forwarding), oldest first (the
-   * addon pops from the top): all of them, or at most `max`.
+   * Books the tickets the addon used since the last call (see Forwarding), oldest first: all of
+   * them, or at most `max`.
    */
   private book(max = TICKETS): void {
     const f = this.fwd;
     if (f === null || f.booking) return;
-    const used = Math.max(f.tickets[0], f.filled - max);
-    if (used >= f.filled) return;
+    let n = Math.min(f.unbooked(), max);
+    if (n <= 0) return;
+    const t = f.tickets;
+    let c = t[T_BOOKED]!;
     f.booking = true;
     try {
-      for (let k = f.filled - 1; k >= used; k--) this.bookOne(f, k);
+      for (; n > 0; n--) {
+        const k = c & (TICKETS - 1);
+        c = (c + 1) | 0; // counted as booked before it is: a ticket whose booking threw is not booked twice
+        this.bookOne(f, k);
+      }
     } finally {
-      f.filled = used;
+      Atomics.store(t, T_BOOKED, c);
       f.booking = false;
     }
   }
@@ -589,7 +601,7 @@ export class DnsProxy {
    * backend): what accept(), begin() and dispatch() do, without the send.
    */
   private bookOne(f: Forwarding, k: number): void {
-    const t = f.tickets, o = 1 + k * TW;
+    const t = f.tickets, o = THDR + k * TW;
     const len = t[o + 4], fam = t[o + 5], port = t[o + 6], qe = t[o + 11];
     const a0 = t[o + 7], a1 = t[o + 8], a2 = t[o + 9], a3 = t[o + 10];
     const listener = f.listeners.get(t[o + 12]) ?? null;
@@ -635,9 +647,14 @@ export class DnsProxy {
     if (f === null || this.closed) return;
     this.book();
     const t = f.tickets;
+    let c = t[T_PROD]!;
     if (f.recall) {
+      // The addon takes tickets only while JS is not running (it runs on this thread): the ones
+      // not used yet can be taken back.
       f.recall = false;
-      for (let k = 0; k < t[0]; k++) {
+      const used = Atomics.load(t, T_USED);
+      for (let r = used; r !== c; r = (r + 1) | 0) {
+        const k = r & (TICKETS - 1);
         const a = f.a[k];
         if (a !== null) {
           a.chan!.ids.delete(a.id);
@@ -651,16 +668,17 @@ export class DnsProxy {
         f.a[k] = null;
         f.q[k] = null;
       }
-      t[0] = 0;
+      c = used;
+      Atomics.store(t, T_PROD, c);
     }
-    let n = t[0];
-    if (n >= TICKETS) return;
+    const end = (t[T_BOOKED]! + TICKETS) | 0; // book() above booked all: booked = used
+    if (c === end) return;
     const now = this.clock.now();
-    for (; n < TICKETS; n++) {
+    for (; c !== end; c = (c + 1) | 0) {
       const i = this.policy.pick(now, 0, 0);
       if (i < 0) break;
       const b = this.backends[i];
-      const o = 1 + n * TW;
+      const n = c & (TICKETS - 1), o = THDR + n * TW;
       if (b.local) {
         f.b[n] = i;
         t[o] = -1; t[o + 1] = -1; t[o + 2] = -1; t[o + 3] = -1;
@@ -680,8 +698,7 @@ export class DnsProxy {
       f.a[n] = a;
       t[o] = q.idx; t[o + 1] = q.gen; t[o + 2] = ch.sock.index; t[o + 3] = a.id;
     }
-    t[0] = n;
-    f.filled = n;
+    Atomics.store(t, T_PROD, c); // the tickets' fields first, then the cursor that gives them
   }
 
   private onTcpClient(sock: net.Socket): void {
@@ -955,7 +972,7 @@ export class DnsProxy {
 
   /** Finishes the queries the relay answered since JS last ran (cheap when there are none). */
   private takeRelayed(): void {
-    if (this.fwd !== null && this.fwd.tickets[0] < this.fwd.filled) this.book(); // before their answers
+    if (this.fwd !== null && this.fwd.unbooked() > 0) this.book(); // before their answers
     if (this.relay !== null && this.relay.pending()) this.relay.drain(this.onRelayed);
   }
 
