@@ -53,12 +53,20 @@
  * a byte compare of the question; it is a hint table, and every miss is JS's job as before.
  *   route (Int32Array, cap * RW ints, cap a power of two; entry at id & (cap - 1)), written by JS
  *     before the query is sent: [id + 1, qidx, qgen, listener index, family, port, a0..a3,
- *     client ID, question end, question length (-1; set here when the query leaves), 0,
- *     then QINL bytes: the question as sent, copied here in flush_out]
+ *     client ID, question end, question length (-1; set here when the query leaves), sequence,
+ *     then QINL bytes: the question as sent, copied here in flush_out]. The sequence makes an
+ *     entry a seqlock with a try-lock for writers: a writer moves it from even to odd by
+ *     compare-and-swap (or gives up: the query then goes without a route, its answer to JS),
+ *     writes, and makes it even again; a reader copies what it needs and uses the copy only if
+ *     the sequence was even and the same before and after. Two threads (JS and a forwarding
+ *     thread) can then write entries of the same slot (different IDs) without a lock to wait on.
  *   claim (Int32Array, per query index): JS keeps the live query's generation there; the relay
- *     answers only while it matches, and sets -1 (claimed) when it answers.
- *   ring (Float64Array): [produced, consumed (JS), clock offset ms, capacity, 0, 0, 0, 0,
- *     records of 6: tag, upstream ID, qidx, qgen, receive time (JS clock, ms), 0]
+ *     answers only while it matches, and claims it by compare-and-swap to -1; JS, to answer a
+ *     query itself, swaps the generation for -3 (dns-proxy.ts, own()): one of the two wins.
+ *   ring (Float64Array): [produced, consumed (JS), clock offset ms, capacity (a power of two),
+ *     0, 0, 0, 0, records of 6: tag, upstream ID, qidx, qgen, receive time (JS clock, ms), 0];
+ *     produced and consumed are int32 cursors in the first 4 bytes of their doubles, written
+ *     with release and read with acquire (JS: Atomics on an Int32Array view).
  *
  * Query forwarding, the relay's mirror on a balancer listener: forward(handle, tickets, times,
  * arena, book, bookNow). JS decides ahead of time where the next plain queries go: each ticket
@@ -137,6 +145,7 @@
 #define R_CID 10
 #define R_QE 11
 #define R_QLEN 12
+#define R_SEQ 13
 #define R_Q 14
 #define QINL ((RW - R_Q) * 4)
 #define RING_HDR 8
@@ -415,15 +424,32 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   return ret_i32(env, rc);
 }
 
+/* A route entry's writer lock (see the header): 1 when taken; *seq then holds the odd value. */
+static int route_lock(int32_t *e, int32_t *seq) {
+  int32_t v = __atomic_load_n(&e[R_SEQ], __ATOMIC_RELAXED);
+  if (v & 1) return 0;
+  if (!__atomic_compare_exchange_n(&e[R_SEQ], &v, v + 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 0;
+  *seq = v + 1;
+  return 1;
+}
+
+static void route_unlock(int32_t *e, int32_t seq) { __atomic_store_n(&e[R_SEQ], seq + 1, __ATOMIC_RELEASE); }
+
 /* A query leaving a relay socket: keep its question in its route entry, to check the answer by. */
 static void note_question(ub_t *s, const uint8_t *p, int len) {
   int id = (p[0] << 8) | p[1];
   int32_t *e = s->route + (size_t)((uint32_t)id & s->route_mask) * RW;
-  if (e[R_ID] != id + 1) return;
+  int32_t seq;
+  /* (Forwarded queries have theirs already: try_forward.) */
+  if (e[R_ID] != id + 1 || e[R_QLEN] >= 0 || !route_lock(e, &seq)) return;
   int qe = e[R_QE];
-  if (qe < 12 || qe - 12 > QINL || len < qe) { e[R_QLEN] = -1; return; }
-  memcpy((uint8_t *)(e + R_Q), p + 12, (size_t)(qe - 12));
-  e[R_QLEN] = qe - 12;
+  if (e[R_ID] != id + 1) { /* rewritten meanwhile: not ours */ }
+  else if (qe < 12 || qe - 12 > QINL || len < qe) e[R_QLEN] = -1;
+  else {
+    memcpy((uint8_t *)(e + R_Q), p + 12, (size_t)(qe - 12));
+    e[R_QLEN] = qe - 12;
+  }
+  route_unlock(e, seq);
 }
 
 static int flush_out(ub_t *s, int n);
@@ -466,37 +492,43 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   if (rc == 2 || rc == 5 || p[4] != 0 || p[5] != 1) return 0;
   int id = (p[0] << 8) | p[1];
   int32_t *e = s->route + (size_t)((uint32_t)id & s->route_mask) * RW;
-  if (e[R_ID] != id + 1) return 0;
-  int32_t qidx = e[R_QIDX];
-  if (qidx < 0 || (uint32_t)qidx >= s->claim_cap || s->claim[qidx] != e[R_QGEN] || e[R_QGEN] < 0) return 0;
-  int qe = e[R_QE], ql = e[R_QLEN];
-  if (ql < 0 || ql != qe - 12 || len < qe) return 0;
+  /* A consistent copy of the entry (seqlock, see the header), then the claim. */
+  int32_t seq = __atomic_load_n(&e[R_SEQ], __ATOMIC_ACQUIRE);
+  if ((seq & 1) || e[R_ID] != id + 1) return 0;
+  int32_t w[R_QLEN + 1];
+  memcpy(w, e, sizeof w);
+  int32_t qidx = w[R_QIDX], qgen = w[R_QGEN];
+  if (qidx < 0 || (uint32_t)qidx >= s->claim_cap || qgen < 0 || __atomic_load_n(&s->claim[qidx], __ATOMIC_RELAXED) != qgen) return 0;
+  int qe = w[R_QE], ql = w[R_QLEN];
+  if (ql < 0 || ql > QINL || ql != qe - 12 || len < qe) return 0;
   const uint8_t *q = (const uint8_t *)(e + R_Q);
   for (int i = 0; i < ql; i++) {
     int x = p[12 + i], y = q[i];
     if (x != y && ascii_lower(x) != ascii_lower(y)) return 0;
   }
-  int li = e[R_LIS];
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  if (__atomic_load_n(&e[R_SEQ], __ATOMIC_RELAXED) != seq) return 0; /* rewritten while read */
+  int li = w[R_LIS];
   ub_t *l = li >= 0 && li < REG_MAX ? reg[li] : NULL;
   if (!l || l->closed || !l->out_buf || len > l->slot_size) return 0;
   double *ring = s->ring;
-  double head = ring[0], cap = ring[3];
-  if (cap < 1 || head - ring[1] >= cap) return 0; /* JS is behind: let it see this one itself */
-  s->claim[qidx] = -1;
-  e[R_ID] = 0;
+  int32_t *cur = (int32_t *)ring;
+  uint32_t head = (uint32_t)cur[0], cap = (uint32_t)ring[3];
+  if (head - (uint32_t)__atomic_load_n(&cur[2], __ATOMIC_ACQUIRE) >= cap) return 0; /* JS is behind: let it see this one itself */
+  if (!__atomic_compare_exchange_n(&s->claim[qidx], &qgen, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return 0; /* JS took it */
   int k = take_out_slot(l);
   uint8_t *out = l->out_buf + (size_t)k * (size_t)l->slot_size;
   memcpy(out, p, (size_t)len);
-  out[0] = (uint8_t)((uint32_t)e[R_CID] >> 8);
-  out[1] = (uint8_t)e[R_CID];
+  out[0] = (uint8_t)((uint32_t)w[R_CID] >> 8);
+  out[1] = (uint8_t)w[R_CID];
   int32_t *m = l->out_meta + k * META;
-  m[0] = len; m[1] = e[R_FAM]; m[2] = e[R_PORT];
-  m[3] = e[R_A]; m[4] = e[R_A + 1]; m[5] = e[R_A + 2]; m[6] = e[R_A + 3]; m[7] = 0;
-  double *r = ring + RING_HDR + (size_t)((uint64_t)head % (uint64_t)cap) * RING_REC;
-  r[0] = s->tag; r[1] = id; r[2] = qidx; r[3] = e[R_QGEN];
+  m[0] = len; m[1] = w[R_FAM]; m[2] = w[R_PORT];
+  m[3] = w[R_A]; m[4] = w[R_A + 1]; m[5] = w[R_A + 2]; m[6] = w[R_A + 3]; m[7] = 0;
+  double *r = ring + RING_HDR + (size_t)(head & (cap - 1)) * RING_REC;
+  r[0] = s->tag; r[1] = id; r[2] = qidx; r[3] = qgen;
   r[4] = (double)uv_hrtime() / 1e6 - ring[2];
   r[5] = 0;
-  ring[0] = head + 1;
+  __atomic_store_n(&cur[0], (int32_t)(head + 1), __ATOMIC_RELEASE);
   return 1;
 }
 
@@ -641,13 +673,19 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   if (u == NULL) { l->ttimes[tk] = 0; return 2; }
   l->ttimes[tk] = (double)uv_hrtime() / 1e6 - u->ring[2];
   int32_t *e = u->route + (size_t)((uint32_t)id & u->route_mask) * RW;
-  e[R_ID] = id + 1; e[R_QIDX] = qidx; e[R_QGEN] = qgen; e[R_LIS] = l->index;
-  e[R_FAM] = m[1]; e[R_PORT] = m[2];
-  e[R_A] = m[3]; e[R_A + 1] = m[4]; e[R_A + 2] = m[5]; e[R_A + 3] = m[6];
-  e[R_CID] = (p[0] << 8) | p[1];
-  e[R_QE] = qe;
-  e[R_QLEN] = -1; /* note_question sets it when the query leaves */
-  u->claim[qidx] = qgen;
+  int32_t seq;
+  /* No route when another thread is writing this slot: the answer then goes to JS. */
+  __atomic_store_n(&u->claim[qidx], qgen, __ATOMIC_RELEASE);
+  if (route_lock(e, &seq)) {
+    e[R_ID] = id + 1; e[R_QIDX] = qidx; e[R_QGEN] = qgen; e[R_LIS] = l->index;
+    e[R_FAM] = m[1]; e[R_PORT] = m[2];
+    e[R_A] = m[3]; e[R_A + 1] = m[4]; e[R_A + 2] = m[5]; e[R_A + 3] = m[6];
+    e[R_CID] = (p[0] << 8) | p[1];
+    e[R_QE] = qe;
+    memcpy((uint8_t *)(e + R_Q), p + 12, (size_t)(qe - 12)); /* forwardable: it fits */
+    e[R_QLEN] = qe - 12;
+    route_unlock(e, seq);
+  }
   int k = take_out_slot(u);
   uint8_t *out = u->out_buf + (size_t)k * (size_t)u->slot_size;
   memcpy(out, p, (size_t)len);
@@ -1120,7 +1158,8 @@ static napi_value js_relay(napi_env env, napi_callback_info info) {
   size_t cap = count[0] / RW;
   double *ring = p[2];
   if (cap < 1 || (cap & (cap - 1)) || count[0] != cap * RW || count[1] < 1 || count[1] > 0x7fffffff
-      || count[2] < RING_HDR + RING_REC || ring[3] < 1 || RING_HDR + (size_t)ring[3] * RING_REC > count[2]) {
+      || count[2] < RING_HDR + RING_REC || ring[3] < 1 || ring[3] > 0x40000000
+      || ((uint32_t)ring[3] & ((uint32_t)ring[3] - 1)) || RING_HDR + (size_t)ring[3] * RING_REC > count[2]) {
     napi_throw_range_error(env, NULL, "relay: bad table sizes");
     return NULL;
   }

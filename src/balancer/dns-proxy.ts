@@ -42,7 +42,7 @@ import { splitHostPort } from './config.js';
 import { BatchUdpSocket, batchSeq, copyBytes, formatWords, META, useBatchUdp } from '../util/udp-batch.js';
 import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
-import { CLAIMED, IDLE, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
+import { CLAIMED, IDLE, OWNED, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
 
 /** A UDP listener: Node's dgram, or a batched native socket (util/udp-batch.ts, the fast path). */
 type UdpListener = dgram.Socket | BatchUdpSocket;
@@ -799,7 +799,7 @@ export class DnsProxy {
 
   /** Starts a query; `backend` is the one a forwarding ticket chose, or -1: the policy picks. */
   private begin(q: Query, backend = -1): void {
-    if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = q.gen;
+    if (this.relay !== null && q.idx < RELAY_QUERIES) Atomics.store(this.relay.claim, q.idx, q.gen);
     const now = this.clock.now();
     this.started(q, now);
     if (!this.dispatch(q, now, backend)) this.fail(q);
@@ -877,7 +877,7 @@ export class DnsProxy {
       // The resolver dropped the query on purpose: so do we.
       const q = this.liveQuery(a);
       this.releaseAttempt(a);
-      if (q) this.finish(q);
+      if (q && this.own(q)) this.finish(q);
       return;
     }
     const copy = Buffer.allocUnsafe(len);
@@ -920,8 +920,19 @@ export class DnsProxy {
     this.complete(q, msg, len);
   }
 
+  /**
+   * Takes query `q` from the relay before JS answers or drops it: false when the relay answered
+   * it meanwhile (possible once the addon runs beside JS; JS then finishes it from the ring).
+   */
+  private own(q: Query): boolean {
+    if (this.relay === null || q.idx >= RELAY_QUERIES) return true;
+    const v = Atomics.compareExchange(this.relay.claim, q.idx, q.gen, OWNED);
+    return v === q.gen || v === OWNED;
+  }
+
   /** Sends the one answer the client gets and retires the query. */
   private complete(q: Query, msg: Buffer, len: number): void {
+    if (!this.own(q)) return;
     writeId(msg, q.clientId);
     if (this.cache && q.cacheKey !== null) this.cache.store(q.cacheKey, msg, len, this.clock.now());
     if (q.tcp) {
@@ -940,6 +951,7 @@ export class DnsProxy {
 
   /** Every attempt failed or the budget ran out: the fallback answer, else SERVFAIL. */
   private fail(q: Query): void {
+    if (!this.own(q)) return;
     if (q.fallback) { this.complete(q, q.fallback, q.fallback.length); return; }
     this.stat.servfail++;
     writeId(q.msg, q.clientId);
@@ -954,7 +966,7 @@ export class DnsProxy {
   private finish(q: Query): void {
     if (q.tcp !== null) q.tcp.finished();
     q.gen = (q.gen + 1) & 0x3fffffff; // stays a positive int32: the relay's claim table holds it
-    if (this.relay !== null && q.idx < RELAY_QUERIES) this.relay.claim[q.idx] = IDLE;
+    if (this.relay !== null && q.idx < RELAY_QUERIES) Atomics.store(this.relay.claim, q.idx, IDLE);
     q.fallback = null;
     q.tcp = null;
     q.listener = null;
