@@ -162,6 +162,28 @@
 /* Fewer tickets left than this after a wake-up: JS books and refills at once, not in the check phase. */
 #define TICKETS_LOW 16
 
+/*
+ * A socket's I/O state on one thread: receive and send buffers, their headers, and what a wake-up
+ * holds. The event loop's is in the socket (`io`, its buffers JS's); a forwarding thread (below)
+ * has its own for each socket it serves (`tio`, its buffers private), so that the two never
+ * share a slot. IO(s) is the calling thread's.
+ */
+typedef struct {
+  uint8_t *in_buf, *out_buf;
+  int32_t *in_meta, *out_meta;
+  struct mmsghdr rmsg[MAX_SLOTS], smsg[MAX_SLOTS];
+  struct iovec riov[MAX_SLOTS], siov[MAX_SLOTS];
+  struct sockaddr_in6 rname[MAX_SLOTS], sname[MAX_SLOTS];
+  /* Out slots this socket holds for relayed answers or forwarded queries, flushed at the end of
+   * the wake-up. */
+  int relay_out;
+  /* A relay socket read by serve_answers whose batch still waits for JS (datagrams it did not
+   * relay), or the socket error it read (negative). */
+  int defer_n;
+} io_t;
+
+typedef struct fthread fthread_t;
+
 typedef struct {
   int fd;
   int family;
@@ -169,12 +191,11 @@ typedef struct {
   napi_ref cb;
   napi_async_context actx;
   napi_ref refs[4];
-  uint8_t *in_buf, *out_buf;
-  int32_t *in_meta, *out_meta;
   int slots, slot_size;
-  struct mmsghdr rmsg[MAX_SLOTS], smsg[MAX_SLOTS];
-  struct iovec riov[MAX_SLOTS], siov[MAX_SLOTS];
-  struct sockaddr_in6 rname[MAX_SLOTS], sname[MAX_SLOTS];
+  io_t io;
+  /* The forwarding thread serving this socket, and its I/O state for it (NULL: the loop's). */
+  fthread_t *thr;
+  io_t *tio;
   uv_poll_t poll;
   int polling, closed, uv_gone, js_gone;
   /* Inside the JS callback: close() then defers dropping the callback and its async context
@@ -187,9 +208,6 @@ typedef struct {
   uint32_t route_mask, claim_cap;
   double *ring;
   napi_ref rrefs[3];
-  /* Out slots this socket holds for relayed answers or forwarded queries, flushed at the end of
-   * the wake-up. */
-  int relay_out;
   /* Query forwarding on a listener (see the header): JS's ticket ring, kept alive by fref. */
   int fwd;
   int32_t *tickets;
@@ -201,14 +219,17 @@ typedef struct {
   napi_ref fref, fref_times, fref_arena, book_cb;
   int book_now; /* book in the wake-up itself (one JS call per wake-up) */
   int interleave; /* a listener: answers are relayed between the sends of a burst (see flush_burst) */
-  /* A relay socket read by serve_answers whose batch still waits for JS (datagrams it did not
-   * relay), or the socket error it read (negative). */
-  int defer_n;
   /* A relay socket connected to its backend: [family, port, a0..a3]; a burst's blocks group
    * sockets by it (plan_blocks). peer[0] is 0 until then. */
   int32_t peer[6];
   int blocks; /* a listener: a burst is sent in one block per backend (plan_blocks) */
 } ub_t;
+
+/* Set in a forwarding thread: IO(s) is then the thread's state for socket s. */
+static __thread int on_thread = 0;
+static inline io_t *IO(ub_t *s) { return on_thread ? s->tio : &s->io; }
+/* Whether the calling thread serves socket s (a forwarding thread serves only its own). */
+static inline int mine(const ub_t *s) { return on_thread ? s->tio != NULL : 1; }
 
 static ub_t *reg[REG_MAX];
 static int reg_next = 0;
@@ -456,14 +477,14 @@ static int flush_out(ub_t *s, int n);
 
 /* Listeners holding relayed answers during one wake-up. */
 #define MAX_TOUCHED 32
-static ub_t *touched[MAX_TOUCHED];
-static int ntouched = 0;
+static __thread ub_t *touched[MAX_TOUCHED];
+static __thread int ntouched = 0;
 
 static void flush_touched(void) {
   for (int i = 0; i < ntouched; i++) {
     ub_t *l = touched[i];
-    if (!l->closed && l->relay_out > 0) flush_out(l, l->relay_out);
-    l->relay_out = 0;
+    if (!l->closed && IO(l)->relay_out > 0) flush_out(l, IO(l)->relay_out);
+    IO(l)->relay_out = 0;
   }
   ntouched = 0;
 }
@@ -471,14 +492,14 @@ static void flush_touched(void) {
 /* The next out slot of socket u for this wake-up (relayed answers, forwarded queries): u joins
  * the touched list on its first, and a full set of slots is sent before it is reused. */
 static int take_out_slot(ub_t *u) {
-  if (u->relay_out == 0) {
+  if (IO(u)->relay_out == 0) {
     if (ntouched == MAX_TOUCHED) flush_touched();
     touched[ntouched++] = u;
-  } else if (u->relay_out == u->slots) {
-    flush_out(u, u->relay_out);
-    u->relay_out = 0;
+  } else if (IO(u)->relay_out == u->slots) {
+    flush_out(u, IO(u)->relay_out);
+    IO(u)->relay_out = 0;
   }
-  return u->relay_out++;
+  return IO(u)->relay_out++;
 }
 
 static int ascii_lower(int c) { return c >= 'A' && c <= 'Z' ? c | 0x20 : c; }
@@ -510,18 +531,18 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   if (__atomic_load_n(&e[R_SEQ], __ATOMIC_RELAXED) != seq) return 0; /* rewritten while read */
   int li = w[R_LIS];
   ub_t *l = li >= 0 && li < REG_MAX ? reg[li] : NULL;
-  if (!l || l->closed || !l->out_buf || len > l->slot_size) return 0;
+  if (!l || l->closed || !IO(l)->out_buf || len > l->slot_size) return 0;
   double *ring = s->ring;
   int32_t *cur = (int32_t *)ring;
   uint32_t head = (uint32_t)cur[0], cap = (uint32_t)ring[3];
   if (head - (uint32_t)__atomic_load_n(&cur[2], __ATOMIC_ACQUIRE) >= cap) return 0; /* JS is behind: let it see this one itself */
   if (!__atomic_compare_exchange_n(&s->claim[qidx], &qgen, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return 0; /* JS took it */
   int k = take_out_slot(l);
-  uint8_t *out = l->out_buf + (size_t)k * (size_t)l->slot_size;
+  uint8_t *out = IO(l)->out_buf + (size_t)k * (size_t)l->slot_size;
   memcpy(out, p, (size_t)len);
   out[0] = (uint8_t)((uint32_t)w[R_CID] >> 8);
   out[1] = (uint8_t)w[R_CID];
-  int32_t *m = l->out_meta + k * META;
+  int32_t *m = IO(l)->out_meta + k * META;
   m[0] = len; m[1] = w[R_FAM]; m[2] = w[R_PORT];
   m[3] = w[R_A]; m[4] = w[R_A + 1]; m[5] = w[R_A + 2]; m[6] = w[R_A + 3]; m[7] = 0;
   double *r = ring + RING_HDR + (size_t)(head & (cap - 1)) * RING_REC;
@@ -583,7 +604,7 @@ static int ticket_ok(const ub_t *l, uint32_t k, ub_t **u) {
   *u = NULL;
   if (si == -1) return 1;
   ub_t *v = si >= 0 && si < REG_MAX ? reg[si] : NULL;
-  if (!v || v->closed || !v->relay || !v->out_buf || id < 0 || id > 0xffff
+  if (!v || v->closed || !v->relay || !IO(v)->out_buf || id < 0 || id > 0xffff
       || qidx < 0 || (uint32_t)qidx >= v->claim_cap || qgen < 0) return 0;
   *u = v;
   return 1;
@@ -599,15 +620,16 @@ static int ticket_ok(const ub_t *l, uint32_t k, ub_t **u) {
  * exactly one query, and the used tickets stay the next ones; `used` is published after the batch.
  */
 #define PLAN_MAX 64
-static const ub_t *plan_of = NULL;
+static __thread const ub_t *plan_of = NULL;
 /* The relay sockets a burst goes out on, from its tickets (burst_sockets): where the answers to
  * it come back, and, as the policy rotates over them, those held during a stall. */
 #define BSET_MAX 64
-static ub_t *bset[BSET_MAX];
-static int nbset = 0;
-static uint32_t plan[PLAN_MAX];
-static int plan_n = 0, plan_pos = 0;
-static double n_blocked = 0;
+static __thread ub_t *bset[BSET_MAX];
+static __thread int nbset = 0;
+static __thread uint32_t plan[PLAN_MAX];
+static __thread int plan_n = 0, plan_pos = 0;
+static uint64_t n_blocked = 0; /* (counters: added to atomically, a forwarding thread counts too) */
+#define COUNT(c, n) __atomic_fetch_add(&(c), (uint64_t)(n), __ATOMIC_RELAXED)
 
 static int same_peer(const ub_t *a, const ub_t *b) {
   if (a == b) return 1;
@@ -622,8 +644,8 @@ static void plan_blocks(ub_t *l, int n) {
   if (count <= 1) return;
   uint32_t k = 0;
   for (int i = 0; i < n; i++) {
-    int len = (l->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int)l->rmsg[i].msg_len;
-    if (forwardable(l->in_buf + (size_t)i * (size_t)l->slot_size, len)) k++;
+    int len = (IO(l)->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int)IO(l)->rmsg[i].msg_len;
+    if (forwardable(IO(l)->in_buf + (size_t)i * (size_t)l->slot_size, len)) k++;
   }
   if (k > count) k = count;
   if (k > PLAN_MAX) k = PLAN_MAX;
@@ -648,7 +670,7 @@ static void plan_blocks(ub_t *l, int n) {
   if (nb < 2) return; /* one backend: the plan would change nothing */
   for (int j = 0; j < v; j++) plan[j] += l->tused;
   plan_n = v;
-  n_blocked++;
+  COUNT(n_blocked, 1);
 }
 
 /* Forwards received query p[0, len) of listener l with its next ticket (the next one, or the
@@ -687,11 +709,11 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
     route_unlock(e, seq);
   }
   int k = take_out_slot(u);
-  uint8_t *out = u->out_buf + (size_t)k * (size_t)u->slot_size;
+  uint8_t *out = IO(u)->out_buf + (size_t)k * (size_t)u->slot_size;
   memcpy(out, p, (size_t)len);
   out[0] = (uint8_t)(id >> 8);
   out[1] = (uint8_t)id;
-  int32_t *om = u->out_meta + k * META;
+  int32_t *om = IO(u)->out_meta + k * META;
   om[0] = len; om[1] = 0; om[2] = 0; om[3] = om[4] = om[5] = om[6] = om[7] = 0;
   return 1;
 }
@@ -769,25 +791,25 @@ static void want_book(ub_t *l) {
 static int flush_out(ub_t *s, int n) {
   if (n > s->slots) n = s->slots;
   for (int i = 0; i < n; i++) {
-    int32_t *m = s->out_meta + i * META;
+    int32_t *m = IO(s)->out_meta + i * META;
     int len = m[0];
     if (len < 0 || len > s->slot_size) len = 0;
-    s->siov[i].iov_base = s->out_buf + (size_t)i * (size_t)s->slot_size;
-    s->siov[i].iov_len = (size_t)len;
-    struct msghdr *h = &s->smsg[i].msg_hdr;
-    h->msg_iov = &s->siov[i];
+    IO(s)->siov[i].iov_base = IO(s)->out_buf + (size_t)i * (size_t)s->slot_size;
+    IO(s)->siov[i].iov_len = (size_t)len;
+    struct msghdr *h = &IO(s)->smsg[i].msg_hdr;
+    h->msg_iov = &IO(s)->siov[i];
     h->msg_iovlen = 1;
     h->msg_control = NULL;
     h->msg_controllen = 0;
     h->msg_flags = 0;
-    socklen_t nl = to_sockaddr(m[1], m[2], m + 3, &s->sname[i]);
-    h->msg_name = nl ? &s->sname[i] : NULL;
+    socklen_t nl = to_sockaddr(m[1], m[2], m + 3, &IO(s)->sname[i]);
+    h->msg_name = nl ? &IO(s)->sname[i] : NULL;
     h->msg_namelen = nl;
-    if (s->relay && len >= 12) note_question(s, (const uint8_t *)s->siov[i].iov_base, len);
+    if (s->relay && len >= 12) note_question(s, (const uint8_t *)IO(s)->siov[i].iov_base, len);
   }
   int sent = 0, k = 0;
   while (k < n) {
-    int r = sendmmsg(s->fd, s->smsg + k, (unsigned)(n - k), 0);
+    int r = sendmmsg(s->fd, IO(s)->smsg + k, (unsigned)(n - k), 0);
     if (r < 0) {
       if (errno == EINTR) continue;
       k++; /* this one failed: skip it */
@@ -841,17 +863,17 @@ static int take_batch(ub_t *s, int n, int *local) {
   if (burst) burst_sockets(s, n);
   if (burst && s->blocks) plan_blocks(s, n);
   for (int i = 0; i < n; i++) {
-    int32_t *m = s->in_meta + i * META;
-    m[0] = (s->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)s->rmsg[i].msg_len;
-    from_sockaddr(&s->rname[i], m);
+    int32_t *m = IO(s)->in_meta + i * META;
+    m[0] = (IO(s)->rmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)IO(s)->rmsg[i].msg_len;
+    from_sockaddr(&IO(s)->rname[i], m);
     /* The kernel wrote back this header's name length and flags: reset them for the next call. */
-    s->rmsg[i].msg_hdr.msg_namelen = sizeof s->rname[i];
-    s->rmsg[i].msg_hdr.msg_flags = 0;
-    if (s->relay && m[0] > 0 && try_relay(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0])) {
+    IO(s)->rmsg[i].msg_hdr.msg_namelen = sizeof IO(s)->rname[i];
+    IO(s)->rmsg[i].msg_hdr.msg_flags = 0;
+    if (s->relay && m[0] > 0 && try_relay(s, IO(s)->in_buf + (size_t)i * (size_t)s->slot_size, m[0])) {
       m[0] = -2; /* answered here; JS skips the slot */
       handled++;
     } else if (s->fwd && m[0] > 0) {
-      int f = try_forward(s, s->in_buf + (size_t)i * (size_t)s->slot_size, m[0], m);
+      int f = try_forward(s, IO(s)->in_buf + (size_t)i * (size_t)s->slot_size, m[0], m);
       if (f) {
         m[0] = -3; /* forwarded (or left to JS for a local backend): JS books it from the ticket */
         handled++;
@@ -886,11 +908,11 @@ static void burst_sockets(ub_t *l, int n) {
   }
 }
 
-static ub_t *deferred[BSET_MAX];
-static int ndeferred = 0;
+static __thread ub_t *deferred[BSET_MAX];
+static __thread int ndeferred = 0;
 /* Process-wide counts for burstStats(): bursts sent this way, answers relayed during them, and
  * relay-socket batches left to JS until the burst was out. */
-static double n_bursts = 0, n_between = 0, n_deferred = 0;
+static uint64_t n_bursts = 0, n_between = 0, n_deferred = 0;
 
 /*
  * Answers waiting while a burst is sent: one poll() of the burst's relay sockets, and each one
@@ -903,7 +925,7 @@ static void serve_answers(void) {
   int m = 0;
   for (int i = 0; i < nbset; i++) {
     ub_t *u = bset[i];
-    if (u->closed || !u->polling || u->defer_n != 0) continue;
+    if (u->closed || !u->polling || IO(u)->defer_n != 0) continue;
     pf[m].fd = u->fd;
     pf[m].events = POLLIN;
     pf[m].revents = 0;
@@ -913,16 +935,16 @@ static void serve_answers(void) {
   for (int i = 0; i < m; i++) {
     if (pf[i].revents != POLLIN) continue; /* nothing, or an error: libuv's callback takes that */
     ub_t *u = who[i];
-    int n = recvmmsg(u->fd, u->rmsg, (unsigned)u->slots, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(u->fd, IO(u)->rmsg, (unsigned)u->slots, MSG_DONTWAIT, NULL);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) n = -errno;
     else if (n <= 0) continue;
     int local = 0;
     int done = n < 0 ? 0 : take_batch(u, n, &local);
-    n_between += done;
+    COUNT(n_between, done);
     if (n < 0 || done < n) {
-      u->defer_n = n;
+      IO(u)->defer_n = n;
       deferred[ndeferred++] = u;
-      n_deferred++;
+      COUNT(n_deferred, 1);
     }
   }
   if (ntouched > 0) flush_touched();
@@ -933,8 +955,8 @@ static void serve_answers(void) {
 static void run_deferred(void) {
   for (int i = 0; i < ndeferred; i++) {
     ub_t *u = deferred[i];
-    int n = u->defer_n;
-    u->defer_n = 0;
+    int n = IO(u)->defer_n;
+    IO(u)->defer_n = 0;
     if (u->closed) continue;
     napi_handle_scope scope;
     int32_t outs = 0;
@@ -956,13 +978,13 @@ static void run_deferred(void) {
 static void flush_burst(void) {
   ub_t *mine[MAX_TOUCHED];
   int k = ntouched;
-  n_bursts++;
+  COUNT(n_bursts, 1);
   memcpy(mine, touched, (size_t)k * sizeof *mine);
   ntouched = 0;
   for (int i = 0; i < k; i++) {
     ub_t *u = mine[i];
-    if (!u->closed && u->relay_out > 0) flush_out(u, u->relay_out);
-    u->relay_out = 0;
+    if (!u->closed && IO(u)->relay_out > 0) flush_out(u, IO(u)->relay_out);
+    IO(u)->relay_out = 0;
     if (i + 1 < k) serve_answers();
   }
 }
@@ -992,7 +1014,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   }
   for (int round = 0; round < MAX_ROUNDS && !s->closed; round++) {
     int local = 0;
-    int n = recvmmsg(s->fd, s->rmsg, (unsigned)s->slots, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(s->fd, IO(s)->rmsg, (unsigned)s->slots, MSG_DONTWAIT, NULL);
     napi_handle_scope scope;
     int32_t outs = 0;
     if (n < 0) {
@@ -1056,17 +1078,17 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t bytes = (size_t)slots * (size_t)slot_size, meta = (size_t)slots * META * 4;
   if (len[0] < bytes || len[2] < bytes || len[1] < meta || len[3] < meta) { napi_throw_range_error(env, NULL, "shared buffers too small"); return NULL; }
   for (int i = 0; i < 4; i++) napi_create_reference(env, argv[1 + i], 1, &s->refs[i]);
-  s->in_buf = p[0]; s->in_meta = p[1]; s->out_buf = p[2]; s->out_meta = p[3];
+  IO(s)->in_buf = p[0]; IO(s)->in_meta = p[1]; IO(s)->out_buf = p[2]; IO(s)->out_meta = p[3];
   s->slots = slots;
   s->slot_size = slot_size;
   /* Receive headers are set up once: each wake-up then costs one recvmmsg, not 64 resets. */
   for (int i = 0; i < slots; i++) {
-    s->riov[i].iov_base = s->in_buf + (size_t)i * (size_t)slot_size;
-    s->riov[i].iov_len = (size_t)slot_size;
-    struct msghdr *mh = &s->rmsg[i].msg_hdr;
-    mh->msg_name = &s->rname[i];
-    mh->msg_namelen = sizeof s->rname[i];
-    mh->msg_iov = &s->riov[i];
+    IO(s)->riov[i].iov_base = IO(s)->in_buf + (size_t)i * (size_t)slot_size;
+    IO(s)->riov[i].iov_len = (size_t)slot_size;
+    struct msghdr *mh = &IO(s)->rmsg[i].msg_hdr;
+    mh->msg_name = &IO(s)->rname[i];
+    mh->msg_namelen = sizeof IO(s)->rname[i];
+    mh->msg_iov = &IO(s)->riov[i];
     mh->msg_iovlen = 1;
     mh->msg_control = NULL;
     mh->msg_controllen = 0;
@@ -1086,7 +1108,7 @@ static napi_value js_flush(napi_env env, napi_callback_info info) {
   ub_t *s = ub_args(env, info, 2, argv, 0);
   if (!s) return NULL;
   int n = arg_i32(env, argv[1]);
-  int sent = (s->closed || !s->out_buf || n <= 0) ? 0 : flush_out(s, n);
+  int sent = (s->closed || !IO(s)->out_buf || n <= 0) ? 0 : flush_out(s, n);
   return ret_i32(env, sent);
 }
 
@@ -1234,7 +1256,8 @@ static napi_value js_burst_stats(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value arr, v;
   napi_create_array_with_length(env, 4, &arr);
-  double c[4] = { n_bursts, n_between, n_deferred, n_blocked };
+  double c[4] = { (double)__atomic_load_n(&n_bursts, __ATOMIC_RELAXED), (double)__atomic_load_n(&n_between, __ATOMIC_RELAXED),
+    (double)__atomic_load_n(&n_deferred, __ATOMIC_RELAXED), (double)__atomic_load_n(&n_blocked, __ATOMIC_RELAXED) };
   for (uint32_t i = 0; i < 4; i++) { napi_create_double(env, c[i], &v); napi_set_element(env, arr, i, v); }
   return arr;
 }
