@@ -88,8 +88,10 @@
  * additional record and then an OPT record of exactly the rest of the datagram advertising at
  * most 4096 bytes, nothing after, and at most ARENA_SLOT bytes. Anything else goes to JS.
  *   tickets (Int32Array, THDR + cap * TW, cap a power of two): a ring with three cursors,
- *     [produced (JS), used (here), booked (JS), 0, then per ticket: qidx, qgen, socket,
- *     upstream ID, len, family, port, a0..a3, question end, listener index, 0, 0, 0]. Ticket c
+ *     [produced (JS), used (here), booked (JS), generation (JS), then per ticket: qidx, qgen,
+ *     socket, upstream ID, len, family, port, a0..a3, question end, listener index, generation,
+ *     0, 0]. A ticket drawn before JS last bumped the generation (a backend changed state) is
+ *     voided when its turn comes (len -1, skipped; JS recycles it when booking). Ticket c
  *     (a cursor, counting up and wrapping as an int32) is at c & (cap - 1): JS writes tickets
  *     [produced, booked + cap) and then `produced`; C takes them from `used` on, in order (a
  *     burst's plan permutes the next few) and publishes `used` once a batch is done; JS books
@@ -125,6 +127,10 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define META 8
@@ -158,6 +164,10 @@
 #define T_PROD 0
 #define T_USED 1
 #define T_BOOKED 2
+#define T_GEN 3
+/* A ticket's generation (T_GEN when JS drew it), and its len once taken (-1: voided, not used). */
+#define TK_GEN 13
+#define TK_LEN 4
 #define ARENA_SLOT 512
 /* Fewer tickets left than this after a wake-up: JS books and refills at once, not in the check phase. */
 #define TICKETS_LOW 16
@@ -223,6 +233,11 @@ typedef struct {
    * sockets by it (plan_blocks). peer[0] is 0 until then. */
   int32_t peer[6];
   int blocks; /* a listener: a burst is sent in one block per backend (plan_blocks) */
+  /* Served by a forwarding thread: what it leaves to JS, staged until the loop takes it
+   * (guarded by the thread's lock): ho_n datagrams as in a receive batch, and a socket error. */
+  uint8_t *ho_buf;
+  int32_t *ho_meta;
+  int ho_n, ho_err;
 } ub_t;
 
 /* Set in a forwarding thread: IO(s) is then the thread's state for socket s. */
@@ -293,8 +308,11 @@ static void release_refs(ub_t *s) {
   s->fwd = 0;
 }
 
+static void ft_stop(fthread_t *t);
+
 static void shut(ub_t *s) {
   if (s->closed) return;
+  if (s->thr) ft_stop(s->thr); /* it must not touch this socket again: the others go back to the loop */
   s->closed = 1;
   s->relay = 0;
   s->fwd = 0;
@@ -531,7 +549,7 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   if (__atomic_load_n(&e[R_SEQ], __ATOMIC_RELAXED) != seq) return 0; /* rewritten while read */
   int li = w[R_LIS];
   ub_t *l = li >= 0 && li < REG_MAX ? reg[li] : NULL;
-  if (!l || l->closed || !IO(l)->out_buf || len > l->slot_size) return 0;
+  if (!l || l->closed || !mine(l) || !IO(l)->out_buf || len > l->slot_size) return 0;
   double *ring = s->ring;
   int32_t *cur = (int32_t *)ring;
   uint32_t head = (uint32_t)cur[0], cap = (uint32_t)ring[3];
@@ -602,9 +620,10 @@ static int ticket_ok(const ub_t *l, uint32_t k, ub_t **u) {
   const int32_t *t = ticket_at(l, k);
   int32_t qidx = t[0], qgen = t[1], si = t[2], id = t[3];
   *u = NULL;
-  if (si == -1) return 1;
+  if (t[TK_GEN] != __atomic_load_n(&l->tickets[T_GEN], __ATOMIC_ACQUIRE)) return 0;
+  if (si == -1) return !on_thread; /* a local backend's turn: JS's, on the loop */
   ub_t *v = si >= 0 && si < REG_MAX ? reg[si] : NULL;
-  if (!v || v->closed || !v->relay || !IO(v)->out_buf || id < 0 || id > 0xffff
+  if (!v || v->closed || !v->relay || !mine(v) || !IO(v)->out_buf || id < 0 || id > 0xffff
       || qidx < 0 || (uint32_t)qidx >= v->claim_cap || qgen < 0) return 0;
   *u = v;
   return 1;
@@ -681,6 +700,13 @@ static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
   int qe = forwardable(p, len);
   if (qe == 0) return 0;
   int planned = plan_of == l && plan_pos < plan_n;
+  /* Tickets of an old generation are voided in turn (JS recycles them when it books). */
+  int32_t gen = __atomic_load_n(&l->tickets[T_GEN], __ATOMIC_ACQUIRE);
+  while (!planned && tickets_left(l) > 0 && ticket_at(l, l->tused)[TK_GEN] != gen) {
+    ticket_at(l, l->tused)[TK_LEN] = -1;
+    l->tused++;
+  }
+  if (tickets_left(l) == 0) return 0;
   uint32_t c = planned ? plan[plan_pos] : l->tused;
   ub_t *u;
   if (!ticket_ok(l, c, &u)) return 0;
@@ -860,6 +886,9 @@ static int is_burst(const ub_t *s, int n) { return s->fwd && s->interleave && n 
  * answered or forwarded; *local is set when a local backend's query waits for JS. */
 static int take_batch(ub_t *s, int n, int *local) {
   int handled = 0, forwarded = 0, burst = is_burst(s, n);
+  /* Every listener of a service shares its ticket ring, and all of them are served by one
+   * thread (the loop, or one forwarding thread): the cursor is read afresh for each batch. */
+  if (s->fwd) s->tused = (uint32_t)__atomic_load_n(&s->tickets[T_USED], __ATOMIC_RELAXED);
   if (burst) burst_sockets(s, n);
   if (burst && s->blocks) plan_blocks(s, n);
   for (int i = 0; i < n; i++) {
@@ -925,7 +954,7 @@ static void serve_answers(void) {
   int m = 0;
   for (int i = 0; i < nbset; i++) {
     ub_t *u = bset[i];
-    if (u->closed || !u->polling || IO(u)->defer_n != 0) continue;
+    if (u->closed || (on_thread ? !u->tio : !u->polling) || IO(u)->defer_n != 0) continue;
     pf[m].fd = u->fd;
     pf[m].events = POLLIN;
     pf[m].revents = 0;
@@ -1250,6 +1279,359 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The forwarding thread (HADNS_FORWARD_THREAD=1; docs/balancer-p99.md, "The design left"): the
+ * same wake-up as on_readable for a DNS service's listeners and relay sockets, on an epoll set
+ * of its own in a thread of its own, so that a plain query and its answer never wait for Node's
+ * loop. It runs take_batch as the loop does (relay, forwarding, bursts, plans) with I/O state of
+ * its own per socket (tio), and never calls JS. What needs JS (a datagram the relay or the
+ * forwarding left, a socket error) is staged per socket and the loop is woken (uv_async) to hand
+ * it to the socket's JS callback as a receive batch; JS books used tickets and drains the relay's
+ * ring on that wake-up, on a timer of its own, and when the thread finds the tickets running low.
+ * The tables it shares with JS are built for it: the ticket ring's cursors, the claim by CAS, the
+ * route entries' seqlocks (see the header). Stopping it (threadStop, or closing any socket it
+ * serves) joins it, and its sockets go back to the loop.
+ */
+#define FT_MAX 256
+struct fthread {
+  pthread_t tid;
+  int epfd, stopfd, started;
+  int stop;
+  int uv_gone, js_gone; /* freed when both its async handle is closed and its JS handle collected */
+  ub_t *socks[FT_MAX];
+  int nsocks;
+  uv_async_t async;
+  napi_env env;
+  napi_ref wake;
+  napi_async_context actx;
+  pthread_mutex_t lock;
+  int want_book; /* the tickets ran low (atomic) */
+  uint64_t wakes, batches, handed, dropped; /* (atomic) */
+};
+
+static void io_free(io_t *io) {
+  if (!io) return;
+  free(io->in_buf); free(io->out_buf); free(io->in_meta); free(io->out_meta);
+  free(io);
+}
+
+static io_t *io_new(int slots, int slot_size) {
+  io_t *io = calloc(1, sizeof *io);
+  if (!io) return NULL;
+  io->in_buf = malloc((size_t)slots * (size_t)slot_size);
+  io->out_buf = malloc((size_t)slots * (size_t)slot_size);
+  io->in_meta = calloc((size_t)slots * META, sizeof(int32_t));
+  io->out_meta = calloc((size_t)slots * META, sizeof(int32_t));
+  if (!io->in_buf || !io->out_buf || !io->in_meta || !io->out_meta) { io_free(io); return NULL; }
+  for (int i = 0; i < slots; i++) {
+    io->riov[i].iov_base = io->in_buf + (size_t)i * (size_t)slot_size;
+    io->riov[i].iov_len = (size_t)slot_size;
+    struct msghdr *mh = &io->rmsg[i].msg_hdr;
+    mh->msg_name = &io->rname[i];
+    mh->msg_namelen = sizeof io->rname[i];
+    mh->msg_iov = &io->riov[i];
+    mh->msg_iovlen = 1;
+  }
+  return io;
+}
+
+/* Stages what socket s's batch [0, n) (in the thread's receive slots) leaves to JS. */
+static void ft_stage(fthread_t *t, ub_t *s, int n, int err) {
+  io_t *io = s->tio;
+  int k = 0;
+  pthread_mutex_lock(&t->lock);
+  if (err) s->ho_err = err;
+  for (int i = 0; i < n; i++) {
+    const int32_t *m = io->in_meta + i * META;
+    if (m[0] == -2 || m[0] == -3) continue; /* relayed or forwarded here */
+    if (s->ho_n == s->slots) { COUNT(t->dropped, 1); continue; }
+    int len = m[0] < 0 ? s->slot_size : m[0]; /* oversized (-1): JS reads the slot's first bytes */
+    memcpy(s->ho_buf + (size_t)s->ho_n * (size_t)s->slot_size, io->in_buf + (size_t)i * (size_t)s->slot_size, (size_t)len);
+    memcpy(s->ho_meta + s->ho_n * META, m, META * sizeof(int32_t));
+    s->ho_n++;
+    k++;
+  }
+  pthread_mutex_unlock(&t->lock);
+  if (k || err) COUNT(t->handed, k + (err ? 1 : 0));
+}
+
+/* One wake-up of socket s in the thread (on_readable's loop, with hand-offs instead of JS);
+ * 1 when something was staged for JS. */
+static int ft_serve(fthread_t *t, ub_t *s) {
+  int staged = 0;
+  for (int round = 0; round < MAX_ROUNDS && !s->closed; round++) {
+    int local = 0;
+    int n = recvmmsg(s->fd, s->tio->rmsg, (unsigned)s->slots, MSG_DONTWAIT, NULL);
+    if (n < 0) {
+      int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (e == EINTR) continue;
+      ft_stage(t, s, 0, e);
+      staged = 1;
+      if (e != ECONNREFUSED && e != EHOSTUNREACH && e != ENETUNREACH) break;
+      continue;
+    }
+    if (n == 0) break;
+    COUNT(t->batches, 1);
+    int done = take_batch(s, n, &local);
+    if (ntouched > 0) {
+      if (is_burst(s, n) && ntouched > 1) flush_burst();
+      else flush_touched();
+    }
+    for (int i = 0; i < ndeferred; i++) {
+      ub_t *u = deferred[i];
+      int dn = u->tio->defer_n;
+      u->tio->defer_n = 0;
+      if (dn < 0) ft_stage(t, u, 0, -dn);
+      else ft_stage(t, u, dn, 0);
+      staged = 1;
+    }
+    ndeferred = 0;
+    if (done < n) { ft_stage(t, s, n, 0); staged = 1; }
+    if (s->fwd && tickets_left(s) < TICKETS_LOW && !__atomic_exchange_n(&t->want_book, 1, __ATOMIC_ACQ_REL)) staged = 1;
+    if (n < s->slots) break;
+  }
+  return staged;
+}
+
+static void *ft_main(void *arg) {
+  fthread_t *t = arg;
+  on_thread = 1;
+  struct epoll_event ev[64];
+  while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
+    int n = epoll_wait(t->epfd, ev, 64, -1);
+    if (n < 0) { if (errno == EINTR) continue; break; }
+    COUNT(t->wakes, 1);
+    int wake = 0;
+    for (int i = 0; i < n; i++) {
+      ub_t *s = ev[i].data.ptr;
+      if (s == NULL) continue; /* the stop eventfd */
+      wake |= ft_serve(t, s);
+    }
+    if (wake) uv_async_send(&t->async);
+  }
+  return NULL;
+}
+
+/* On the loop: hands what the thread staged to each socket's JS callback, then wakes JS. */
+static void ft_on_async(uv_async_t *h) {
+  fthread_t *t = h->data;
+  if (!t->started) return;
+  for (int i = 0; i < t->nsocks; i++) {
+    ub_t *s = t->socks[i];
+    if (s->closed || !s->cb) continue;
+    pthread_mutex_lock(&t->lock);
+    int n = s->ho_n, err = s->ho_err;
+    for (int k = 0; k < n; k++) {
+      int32_t *m = s->ho_meta + k * META;
+      int len = m[0] < 0 ? s->slot_size : m[0];
+      memcpy(s->io.in_buf + (size_t)k * (size_t)s->slot_size, s->ho_buf + (size_t)k * (size_t)s->slot_size, (size_t)len);
+      memcpy(s->io.in_meta + k * META, m, META * sizeof(int32_t));
+    }
+    s->ho_n = 0;
+    s->ho_err = 0;
+    pthread_mutex_unlock(&t->lock);
+    napi_handle_scope scope;
+    int32_t outs = 0;
+    if (err) {
+      napi_open_handle_scope(s->env, &scope);
+      call_js(s, -err, &outs);
+      napi_close_handle_scope(s->env, scope);
+      if (!s->closed && outs > 0) flush_out(s, outs);
+    }
+    if (n > 0 && !s->closed && t->started) {
+      napi_open_handle_scope(s->env, &scope);
+      call_js(s, n, &outs);
+      napi_close_handle_scope(s->env, scope);
+      if (!s->closed && outs > 0) flush_out(s, outs);
+    }
+    if (!t->started) return; /* JS stopped the thread meanwhile (t is freed when its handle closes) */
+  }
+  __atomic_store_n(&t->want_book, 0, __ATOMIC_RELEASE);
+  napi_handle_scope scope;
+  napi_open_handle_scope(t->env, &scope);
+  napi_value cb, recv, result;
+  if (napi_get_reference_value(t->env, t->wake, &cb) == napi_ok && cb) {
+    napi_get_global(t->env, &recv);
+    if (napi_make_callback(t->env, t->actx, recv, cb, 0, NULL, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(t->env, &pending);
+      if (pending) { napi_value ex; napi_get_and_clear_last_exception(t->env, &ex); napi_fatal_exception(t->env, ex); }
+    }
+  }
+  napi_close_handle_scope(t->env, scope);
+}
+
+static void ft_free(fthread_t *t) {
+  pthread_mutex_destroy(&t->lock);
+  free(t);
+}
+
+static void ft_closed(uv_handle_t *h) {
+  fthread_t *t = h->data;
+  t->uv_gone = 1;
+  if (t->js_gone) ft_free(t);
+}
+
+/* Joins the thread and gives its sockets back to the loop (what it staged is dropped: counted). */
+static void ft_stop(fthread_t *t) {
+  if (!t->started) return;
+  t->started = 0;
+  __atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
+  uint64_t one = 1;
+  if (write(t->stopfd, &one, sizeof one) < 0) { /* the join below still ends it: epoll wakes on the eventfd or a datagram */ }
+  pthread_join(t->tid, NULL);
+  close(t->epfd);
+  close(t->stopfd);
+  for (int i = 0; i < t->nsocks; i++) {
+    ub_t *s = t->socks[i];
+    COUNT(t->dropped, s->ho_n);
+    s->thr = NULL;
+    io_free(s->tio);
+    s->tio = NULL;
+    free(s->ho_buf); free(s->ho_meta);
+    s->ho_buf = NULL; s->ho_meta = NULL; s->ho_n = 0; s->ho_err = 0;
+    if (!s->closed && !s->polling) { uv_poll_start(&s->poll, UV_READABLE, on_readable); s->polling = 1; }
+  }
+  if (t->wake) { napi_delete_reference(t->env, t->wake); t->wake = NULL; }
+  if (t->actx) { napi_async_destroy(t->env, t->actx); t->actx = NULL; }
+  uv_close((uv_handle_t *)&t->async, ft_closed);
+}
+
+static void finalize_ft(napi_env env, void *data, void *hint) {
+  (void)env; (void)hint;
+  fthread_t *t = data;
+  t->js_gone = 1;
+  if (t->started) ft_stop(t);
+  else if (t->uv_gone) ft_free(t);
+}
+
+/* threadStart(handles: external[], wake: () => void) -> thread handle: serves the started
+ * sockets `handles` (a DNS service's forwarding listeners and relay sockets) in a thread. */
+static napi_value js_thread_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t n = 0;
+  bool isarr = false;
+  napi_valuetype ft;
+  napi_is_array(env, argv[0], &isarr);
+  napi_typeof(env, argv[1], &ft);
+  if (argc < 2 || !isarr || ft != napi_function || napi_get_array_length(env, argv[0], &n) != napi_ok || n < 1 || n > FT_MAX) {
+    napi_throw_type_error(env, NULL, "threadStart(sockets: handle[1..256], wake: function)");
+    return NULL;
+  }
+  ub_t *socks[FT_MAX];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_get_element(env, argv[0], i, &v);
+    ub_t *s = get_ub(env, v);
+    if (!s) return NULL;
+    if (s->closed || !s->polling || s->thr || !s->io.in_buf) { napi_throw_error(env, NULL, "threadStart: a socket is closed, not started or served already"); return NULL; }
+    for (uint32_t j = 0; j < i; j++) if (socks[j] == s) { napi_throw_error(env, NULL, "threadStart: a socket twice"); return NULL; }
+    socks[i] = s;
+  }
+  fthread_t *t = calloc(1, sizeof *t);
+  if (!t) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  t->epfd = epoll_create1(EPOLL_CLOEXEC);
+  t->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (t->epfd < 0 || t->stopfd < 0) {
+    int e = errno;
+    if (t->epfd >= 0) close(t->epfd);
+    if (t->stopfd >= 0) close(t->stopfd);
+    free(t);
+    return throw_errno(env, "threadStart", e);
+  }
+  struct epoll_event ev = { .events = EPOLLIN, .data = { .ptr = NULL } };
+  epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->stopfd, &ev);
+  pthread_mutex_init(&t->lock, NULL);
+  int fail = 0;
+  for (uint32_t i = 0; i < n && !fail; i++) {
+    ub_t *s = socks[i];
+    s->tio = io_new(s->slots, s->slot_size);
+    s->ho_buf = malloc((size_t)s->slots * (size_t)s->slot_size);
+    s->ho_meta = calloc((size_t)s->slots * META, sizeof(int32_t));
+    t->socks[t->nsocks++] = s;
+    s->thr = t;
+    ev.events = EPOLLIN;
+    ev.data.ptr = s;
+    if (!s->tio || !s->ho_buf || !s->ho_meta || epoll_ctl(t->epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) fail = errno ? errno : ENOMEM;
+    else { uv_poll_stop(&s->poll); s->polling = 0; }
+  }
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  uv_async_init(loop, &t->async, ft_on_async);
+  t->async.data = t;
+  uv_unref((uv_handle_t *)&t->async);
+  t->env = env;
+  t->started = 1;
+  if (!fail) {
+    napi_create_reference(env, argv[1], 1, &t->wake);
+    napi_value name;
+    napi_create_string_utf8(env, "hadns.udp.thread", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, NULL, name, &t->actx);
+    /* Signals stay with Node's main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    fail = pthread_create(&t->tid, NULL, ft_main, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+  }
+  if (fail) {
+    /* Undo: no thread to join; the sockets go back to the loop. */
+    for (int i = 0; i < t->nsocks; i++) {
+      ub_t *s = t->socks[i];
+      s->thr = NULL;
+      io_free(s->tio); s->tio = NULL;
+      free(s->ho_buf); free(s->ho_meta); s->ho_buf = NULL; s->ho_meta = NULL;
+      if (!s->polling) { uv_poll_start(&s->poll, UV_READABLE, on_readable); s->polling = 1; }
+    }
+    close(t->epfd); close(t->stopfd);
+    if (t->wake) napi_delete_reference(env, t->wake);
+    if (t->actx) napi_async_destroy(env, t->actx);
+    t->started = 0;
+    t->js_gone = 1; /* no JS handle was made */
+    uv_close((uv_handle_t *)&t->async, ft_closed);
+    return throw_errno(env, "threadStart", fail);
+  }
+  napi_value ext;
+  napi_create_external(env, t, finalize_ft, NULL, &ext);
+  return ext;
+}
+
+static fthread_t *get_ft(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) { napi_throw_type_error(env, NULL, "bad thread handle"); return NULL; }
+  return p;
+}
+
+/* threadStop(thread): joins it; its sockets go back to the loop. Idempotent. */
+static napi_value js_thread_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fthread_t *t = argc ? get_ft(env, argv[0]) : NULL;
+  if (!t) return NULL;
+  ft_stop(t);
+  return NULL;
+}
+
+/* threadStats(thread) -> [running (0|1), wake-ups, batches read, datagrams and errors handed to
+ * JS, hand-offs dropped (staging full, or left at stop)] */
+static napi_value js_thread_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  fthread_t *t = argc ? get_ft(env, argv[0]) : NULL;
+  if (!t) return NULL;
+  napi_value arr, v;
+  napi_create_array_with_length(env, 5, &arr);
+  double c[5] = { t->started ? 1 : 0, (double)__atomic_load_n(&t->wakes, __ATOMIC_RELAXED), (double)__atomic_load_n(&t->batches, __ATOMIC_RELAXED),
+    (double)__atomic_load_n(&t->handed, __ATOMIC_RELAXED), (double)__atomic_load_n(&t->dropped, __ATOMIC_RELAXED) };
+  for (uint32_t i = 0; i < 5; i++) { napi_create_double(env, c[i], &v); napi_set_element(env, arr, i, v); }
+  return arr;
+}
+
 /* burstStats() -> [bursts, answers relayed between a burst's sends, relay batches left to JS,
  * bursts laid out in blocks] */
 static napi_value js_burst_stats(napi_env env, napi_callback_info info) {
@@ -1343,6 +1725,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "index", NULL, js_index, NULL, NULL, NULL, napi_default, NULL },
     { "relay", NULL, js_relay, NULL, NULL, NULL, napi_default, NULL },
     { "forward", NULL, js_forward, NULL, NULL, NULL, napi_default, NULL },
+    { "threadStart", NULL, js_thread_start, NULL, NULL, NULL, napi_default, NULL },
+    { "threadStop", NULL, js_thread_stop, NULL, NULL, NULL, napi_default, NULL },
+    { "threadStats", NULL, js_thread_stats, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

@@ -39,7 +39,8 @@ import { createPolicy, hashString, type Policy, type PoolMember } from './policy
 import { bindUdp, closeServer, connectUdp, formatHostPort, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { GenFifo } from '../util/gen-fifo.js';
 import { splitHostPort } from './config.js';
-import { BatchUdpSocket, batchSeq, copyBytes, formatWords, META, useBatchUdp } from '../util/udp-batch.js';
+import { BatchUdpSocket, batchSeq, copyBytes, formatWords, ForwardThread, META, useBatchUdp } from '../util/udp-batch.js';
+import type { ForwardThreadStats } from '../util/udp-batch.js';
 import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, OWNED, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';
@@ -61,10 +62,21 @@ const IDLE_TICK_MS = 50;
 const BOOK_CHUNKS = process.env.HADNS_FORWARD_BOOK !== 'whole';
 /** Forwarding tickets kept ready per service: one full receive batch (a power of two: a ring). */
 const TICKETS = 64;
+/**
+ * HADNS_FORWARD_THREAD=1 (experimental, #3): the addon serves the service's forwarding listeners
+ * and relay sockets in a thread of its own (native/udp_batch.c, "The forwarding thread"); JS
+ * books and refills when the thread wakes it and every THREAD_TICK_MS, so it keeps more tickets
+ * ready (THREAD_TICKETS: 5 ms at 50k q/s).
+ */
+function forwardThreadWanted(): boolean { return process.env.HADNS_FORWARD_THREAD === '1'; }
+const THREAD_TICKETS = 256;
+const THREAD_TICK_MS = 5;
 /** Ints per ticket, and bytes of a ticket's arena slot (native/udp_batch.c: TW, ARENA_SLOT). */
 const TW = 16;
 /** The ticket ring's header: its three cursors (native/udp_batch.c: THDR, T_PROD, T_USED, T_BOOKED). */
-const THDR = 4, T_PROD = 0, T_USED = 1, T_BOOKED = 2;
+const THDR = 4, T_PROD = 0, T_USED = 1, T_BOOKED = 2, T_GEN = 3;
+/** A ticket's len (-1: voided by the addon, drawn before the generation changed) and generation. */
+const TK_LEN = 4, TK_GEN = 13;
 const ARENA_SLOT = 512;
 
 /**
@@ -80,19 +92,37 @@ const ARENA_SLOT = 512;
  * kept, and its query is then sent to that backend by book().
  */
 class Forwarding {
-  /** A ring: [produced (JS), used (the addon), booked (JS), 0, then per ticket TW ints: qidx, qgen,
-   *  socket registry index (-1: local), upstream ID, and, filled in by the addon: len, family,
-   *  port, a0..a3, question end, listener index]. Ticket c (an int32 cursor) is slot
-   *  c & (TICKETS - 1); each cursor has one writer, and the addon's is read with Atomics. */
-  readonly tickets = new Int32Array(THDR + TICKETS * TW);
+  /** A ring: [produced (JS), used (the addon), booked (JS), generation (JS), then per ticket TW
+   *  ints: qidx, qgen, socket registry index (-1: local), upstream ID, and, filled in by the
+   *  addon: len, family, port, a0..a3, question end, listener index; then the generation it was
+   *  drawn in]. Ticket c (an int32 cursor) is slot c & (cap - 1); each cursor has one writer, and
+   *  the addon's is read with Atomics (it may be a thread). */
+  readonly tickets: Int32Array;
   /** Send time per ticket (this proxy's clock, ms). */
-  readonly times = new Float64Array(TICKETS);
-  readonly arena = Buffer.alloc(TICKETS * ARENA_SLOT);
+  readonly times: Float64Array;
+  readonly arena: Buffer;
   /** One view per arena slot, made once (the query's bytes are its first `len`). */
-  readonly views: Buffer[] = Array.from({ length: TICKETS }, (_, k) => this.arena.subarray(k * ARENA_SLOT, (k + 1) * ARENA_SLOT));
-  readonly q: (Query | null)[] = new Array<Query | null>(TICKETS).fill(null);
-  readonly a: (Attempt | null)[] = new Array<Attempt | null>(TICKETS).fill(null);
-  readonly b = new Int32Array(TICKETS);
+  readonly views: Buffer[];
+  readonly q: (Query | null)[];
+  readonly a: (Attempt | null)[];
+  readonly b: Int32Array;
+  /** The forwarding thread serving the listeners, or null: the loop does. */
+  thread: ForwardThread | null = null;
+  tick: NodeJS.Timeout | null = null;
+  /** Tickets in the ring (a power of two). */
+  readonly cap: number;
+
+  /** `threaded`: a forwarding thread is wanted (HADNS_FORWARD_THREAD=1 when the service started). */
+  constructor(readonly threaded: boolean) {
+    const cap = this.cap = threaded ? THREAD_TICKETS : TICKETS;
+    this.tickets = new Int32Array(THDR + cap * TW);
+    this.times = new Float64Array(cap);
+    this.arena = Buffer.alloc(cap * ARENA_SLOT);
+    this.views = Array.from({ length: cap }, (_, k) => this.arena.subarray(k * ARENA_SLOT, (k + 1) * ARENA_SLOT));
+    this.q = new Array<Query | null>(cap).fill(null);
+    this.a = new Array<Attempt | null>(cap).fill(null);
+    this.b = new Int32Array(cap);
+  }
   booking = false;
   /** A backend changed state while booking: the tickets are re-drawn at the next refill. */
   recall = false;
@@ -302,6 +332,8 @@ export interface DnsServiceStats {
   stray: number;
   live: number;
   backends: BackendStats[];
+  /** HADNS_FORWARD_THREAD=1: what the forwarding thread did (absent without one). */
+  forwardThread?: ForwardThreadStats;
 }
 
 export class DnsProxy {
@@ -332,7 +364,7 @@ export class DnsProxy {
    */
   private readonly onBook = (max: number): number => {
     const f = this.fwd;
-    if (f !== null && max > 0 && BOOK_CHUNKS && !f.booking && f.left() >= TICKETS / 2 && f.unbooked() > max) {
+    if (f !== null && max > 0 && BOOK_CHUNKS && !f.booking && f.left() >= f.cap / 2 && f.unbooked() > max) {
       this.book(max);
       return f.unbooked();
     }
@@ -398,7 +430,7 @@ export class DnsProxy {
         // Tickets are drawn ahead: only a policy whose picks do not depend on the query or on
         // the load of the moment (round-robin) keeps its meaning when picked 64 queries early.
         if (this.svc.pool.policy === 'round-robin' && process.env.HADNS_FORWARD !== '0'
-          && this.backends.some((b) => !b.local)) this.fwd = new Forwarding();
+          && this.backends.some((b) => !b.local)) this.fwd = new Forwarding(forwardThreadWanted());
       }
       for (const b of this.backends) {
         if (b.local) continue;
@@ -448,6 +480,7 @@ export class DnsProxy {
       }
       if (this.svc.health_check.enabled) for (const b of this.backends) await this.startProbes(b);
       this.refill();
+      this.restartThread();
     } catch (e) {
       await this.close();
       throw e;
@@ -483,6 +516,7 @@ export class DnsProxy {
       await this.detach(address); // all or nothing, so a retry starts clean
       throw e;
     }
+    this.restartThread();
     this.log.info({ service: this.name, address, sockets: entry.udp.length + entry.tcp.length }, 'balancer bound floating address');
   }
 
@@ -501,6 +535,7 @@ export class DnsProxy {
       if (i >= 0) this.tcpServers.splice(i, 1);
     }
     this.bound = this.bound.filter((b) => b.address !== address);
+    this.restartThread(); // (closing a listener it served stopped it)
     await Promise.all(entry.tcp.map(closeServer));
     this.log.info({ service: this.name, address }, 'balancer released floating address');
   }
@@ -576,7 +611,7 @@ export class DnsProxy {
    * Books the tickets the addon used since the last call (see Forwarding), oldest first: all of
    * them, or at most `max`.
    */
-  private book(max = TICKETS): void {
+  private book(max = Infinity): void {
     const f = this.fwd;
     if (f === null || f.booking) return;
     let n = Math.min(f.unbooked(), max);
@@ -586,7 +621,7 @@ export class DnsProxy {
     f.booking = true;
     try {
       for (; n > 0; n--) {
-        const k = c & (TICKETS - 1);
+        const k = c & (f.cap - 1);
         c = (c + 1) | 0; // counted as booked before it is: a ticket whose booking threw is not booked twice
         this.bookOne(f, k);
       }
@@ -602,6 +637,7 @@ export class DnsProxy {
    */
   private bookOne(f: Forwarding, k: number): void {
     const t = f.tickets, o = THDR + k * TW;
+    if (t[o + TK_LEN] === -1) { this.recycleTicket(f, k); return; } // voided: drawn for an old state
     const len = t[o + 4], fam = t[o + 5], port = t[o + 6], qe = t[o + 11];
     const a0 = t[o + 7], a1 = t[o + 8], a2 = t[o + 9], a3 = t[o + 10];
     const listener = f.listeners.get(t[o + 12]) ?? null;
@@ -649,36 +685,21 @@ export class DnsProxy {
     const t = f.tickets;
     let c = t[T_PROD]!;
     if (f.recall) {
-      // The addon takes tickets only while JS is not running (it runs on this thread): the ones
-      // not used yet can be taken back.
+      // The tickets not used yet are voided by the addon when their turn comes (it may be taking
+      // them right now, from a thread) and recycled when booked; new ones follow as they free up.
       f.recall = false;
-      const used = Atomics.load(t, T_USED);
-      for (let r = used; r !== c; r = (r + 1) | 0) {
-        const k = r & (TICKETS - 1);
-        const a = f.a[k];
-        if (a !== null) {
-          a.chan!.ids.delete(a.id);
-          a.ticket = false;
-          a.chan = null;
-          a.gen++;
-          this.aPool.push(a);
-        }
-        const q = f.q[k];
-        if (q !== null) this.qPool.push(q);
-        f.a[k] = null;
-        f.q[k] = null;
-      }
-      c = used;
-      Atomics.store(t, T_PROD, c);
+      Atomics.store(t, T_GEN, (t[T_GEN]! + 1) | 0);
     }
-    const end = (t[T_BOOKED]! + TICKETS) | 0; // book() above booked all: booked = used
+    const end = (t[T_BOOKED]! + f.cap) | 0; // book() above booked all: booked = used
     if (c === end) return;
     const now = this.clock.now();
     for (; c !== end; c = (c + 1) | 0) {
       const i = this.policy.pick(now, 0, 0);
       if (i < 0) break;
       const b = this.backends[i];
-      const n = c & (TICKETS - 1), o = THDR + n * TW;
+      const n = c & (f.cap - 1), o = THDR + n * TW;
+      t[o + TK_LEN] = 0;
+      t[o + TK_GEN] = t[T_GEN]!;
       if (b.local) {
         f.b[n] = i;
         t[o] = -1; t[o + 1] = -1; t[o + 2] = -1; t[o + 3] = -1;
@@ -700,6 +721,55 @@ export class DnsProxy {
     }
     Atomics.store(t, T_PROD, c); // the tickets' fields first, then the cursor that gives them
   }
+
+  /** Gives back the query and attempt a ticket held (a voided ticket). */
+  private recycleTicket(f: Forwarding, k: number): void {
+    const a = f.a[k];
+    if (a !== null) {
+      a.chan!.ids.delete(a.id);
+      a.ticket = false;
+      a.chan = null;
+      a.gen++;
+      this.aPool.push(a);
+    }
+    const q = f.q[k];
+    if (q !== null) this.qPool.push(q);
+    f.a[k] = null;
+    f.q[k] = null;
+  }
+
+  /**
+   * HADNS_FORWARD_THREAD=1: (re)starts the forwarding thread over the service's current
+   * forwarding listeners and relay sockets (after start, and when floating addresses come and go).
+   */
+  private restartThread(): void {
+    const f = this.fwd;
+    // (A local backend's turn needs JS at once: such a pool keeps the loop.)
+    if (f === null || !f.threaded || this.closed || this.backends.some((b) => b.local)) return;
+    this.stopThread();
+    const socks: BatchUdpSocket[] = [];
+    for (const l of this.udpListeners) if (l instanceof BatchUdpSocket) socks.push(l);
+    for (const ch of this.relayChans) if (ch.sock instanceof BatchUdpSocket) socks.push(ch.sock);
+    if (socks.length === 0) return;
+    f.thread = ForwardThread.start(socks, this.onThreadWake);
+    f.tick = setInterval(this.onThreadWake, THREAD_TICK_MS);
+    f.tick.unref();
+  }
+
+  private stopThread(): void {
+    const f = this.fwd;
+    if (f === null) return;
+    if (f.tick !== null) clearInterval(f.tick);
+    f.tick = null;
+    f.thread?.stop();
+  }
+
+  /** The forwarding thread handed something to JS, ran low on tickets, or the tick came. */
+  private readonly onThreadWake = (): void => {
+    if (this.closed) return;
+    this.takeRelayed();
+    this.refill();
+  };
 
   private onTcpClient(sock: net.Socket): void {
     const addr = sock.remoteAddress ?? '';
@@ -1224,6 +1294,7 @@ export class DnsProxy {
     const now = this.clock.now();
     return {
       name: this.name, mode: 'dns', ...this.stat, live: this.liveQueries,
+      ...(this.fwd?.thread ? { forwardThread: this.fwd.thread.stats() } : {}),
       backends: this.backends.map((b) => ({
         address: b.id, state: b.down ? 'down' : b.health.state(now), weight: b.weight, backup: b.backup, down: b.down,
         ...b.stats, outstanding: b.active, latencyMs: b.health.latency.srtt, timeoutMs: b.health.latency.timeout(), latency: b.health.histogram.view(),
@@ -1234,6 +1305,7 @@ export class DnsProxy {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopThread();
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = Infinity;

@@ -37,6 +37,47 @@ interface Addon {
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
   forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean, blocks?: boolean): void;
+  threadStart?(handles: Handle[], wake: () => void): ThreadHandle;
+  threadStop?(t: ThreadHandle): void;
+  threadStats?(t: ThreadHandle): [number, number, number, number, number];
+}
+
+type ThreadHandle = { readonly __brand: 'udp-batch-thread' };
+
+/** What a forwarding thread did (native/udp_batch.c, "The forwarding thread"). */
+export interface ForwardThreadStats {
+  running: boolean;
+  /** Its epoll wake-ups, and the receive batches it read. */
+  wakes: number;
+  batches: number;
+  /** Datagrams (and socket errors) it left to JS. */
+  handed: number;
+  /** Hand-offs it had to drop: JS's staging full, or left when it stopped. */
+  dropped: number;
+}
+
+/**
+ * A forwarding thread: the addon serves the given started sockets (a DNS service's forwarding
+ * listeners and relay sockets) in a thread of its own, off Node's loop, and hands what needs JS
+ * to their callbacks on the loop; `wake` runs on the loop after each hand-off and when the
+ * tickets run low (the service books and refills there). stop() joins it and gives the sockets
+ * back to the loop; closing any of them does too.
+ */
+export class ForwardThread {
+  private constructor(private readonly a: Addon, private readonly t: ThreadHandle) {}
+
+  static start(sockets: BatchUdpSocket[], wake: () => void): ForwardThread {
+    const a = load();
+    if (!a || typeof a.threadStart !== 'function') throw new Error('udp_batch addon without threadStart (npm run build:native)');
+    return new ForwardThread(a, a.threadStart(sockets.map((s) => s.handle), wake));
+  }
+
+  stop(): void { this.a.threadStop!(this.t); }
+
+  stats(): ForwardThreadStats {
+    const [running, wakes, batches, handed, dropped] = this.a.threadStats!(this.t);
+    return { running: running === 1, wakes, batches, handed, dropped };
+  }
 }
 
 /** How UDP sockets on the DNS path are driven: `auto` = native when the addon loads, else dgram. */
@@ -232,6 +273,8 @@ export class BatchUdpSocket {
   readonly inMeta: Int32Array;
   private readonly a: Addon;
   private readonly h: Handle;
+  /** The addon's handle (for ForwardThread). */
+  get handle(): Handle { return this.h; }
   private readonly inBuf: Buffer;
   /** One view per receive slot, for onSlot. */
   private readonly slotViews: Buffer[] = [];

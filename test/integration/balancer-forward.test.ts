@@ -48,6 +48,17 @@ async function start(s: ServiceInput, opts: { log?: BalancerLog; localHandler?: 
 }
 const st = (bal: Balancer): DnsServiceStats => bal.stats().services[0] as DnsServiceStats;
 
+/**
+ * start() with the forwarding on Node's loop even where this file runs with the forwarding thread
+ * (balancer-thread.test.ts): for what only the loop does (booking in its check phase, bursts made
+ * by stopping the loop).
+ */
+async function startOnLoop(s: ServiceInput, opts: { log?: BalancerLog } = {}): Promise<{ bal: Balancer; port: number }> {
+  const was = process.env.HADNS_FORWARD_THREAD;
+  delete process.env.HADNS_FORWARD_THREAD;
+  try { return await start(s, opts); } finally { if (was !== undefined) process.env.HADNS_FORWARD_THREAD = was; }
+}
+
 /** A backend answering A 192.0.2.1 and keeping every query it got, raw. */
 async function backend(): Promise<{ addr: string; got: Buffer[]; sock: dgram.Socket }> {
   const s = dgram.createSocket('udp4');
@@ -133,7 +144,7 @@ test('a burst is booked in chunks with the loop\'s I/O in between, until all is 
   };
   let bal: Balancer, port: number;
   try {
-    ({ bal, port } = await start(svc([(await backend()).addr, (await backend()).addr])));
+    ({ bal, port } = await startOnLoop(svc([(await backend()).addr, (await backend()).addr])));
   } finally {
     BatchUdpSocket.prototype.enableForward = orig;
   }
@@ -371,7 +382,7 @@ test('a burst is sent with the answers that come back meanwhile relayed in betwe
   const { ports, burst } = await burstRig(t);
   const backends = ports.map((p) => `127.0.0.1:${p}`);
   // Many sockets per backend: a burst is sent in many sendmmsg calls, with room in between.
-  const { bal, port } = await start(svc(backends, { udp: { sockets_per_backend: 16 } }));
+  const { bal, port } = await startOnLoop(svc(backends, { udp: { sockets_per_backend: 16 } }));
   const s0 = burstStats()!;
   let between = 0;
   for (let k = 0; k < 20 && between === 0; k++) {
@@ -385,7 +396,7 @@ test('a burst is sent with the answers that come back meanwhile relayed in betwe
   // HADNS_FORWARD_INTERLEAVE=0: the burst is sent whole, answered all the same.
   process.env.HADNS_FORWARD_INTERLEAVE = '0';
   let off: { port: number };
-  try { off = await start(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_INTERLEAVE; }
+  try { off = await startOnLoop(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_INTERLEAVE; }
   await bal.close();
   checkBurst((await burst(off.port, 40)).got, 40, 'interleave off');
   assert.deepEqual(burstStats(), s1, 'no burst sent that way with HADNS_FORWARD_INTERLEAVE=0');
@@ -411,7 +422,7 @@ test('a burst goes to each backend as one block of consecutive queries, in arriv
   const { ports, burst } = await burstRig(t);
   const backends = ports.map((p) => `127.0.0.1:${p}`);
   // Four sockets per backend: a block is laid over them socket by socket, and still arrives in order.
-  const { bal, port } = await start(svc(backends, { udp: { sockets_per_backend: 4 } }));
+  const { bal, port } = await startOnLoop(svc(backends, { udp: { sockets_per_backend: 4 } }));
   const s0 = burstStats()!;
   const on = await burst(port, 60, false);
   checkBurst(on.got, 60, 'blocks');
@@ -426,7 +437,7 @@ test('a burst goes to each backend as one block of consecutive queries, in arriv
   // HADNS_FORWARD_BLOCKS=0: dealt alternately, as the tickets come.
   process.env.HADNS_FORWARD_BLOCKS = '0';
   let off: { bal: Balancer; port: number };
-  try { off = await start(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_BLOCKS; }
+  try { off = await startOnLoop(svc(backends, { udp: { sockets_per_backend: 4 } })); } finally { delete process.env.HADNS_FORWARD_BLOCKS; }
   await bal.close();
   const s1 = burstStats()!;
   const alt = await burst(off.port, 60, false);
