@@ -131,7 +131,7 @@ const o = benchArgs({
   'burst-first': { type: 'string', default: '0' },
 }, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
-       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…'] [--realtime-too PRIO] [--capture DIR] [--backend-cpus A,B]
+       [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…[;…]'] [--realtime-too PRIO] [--capture DIR] [--backend-cpus A,B]
        [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-batch N,…] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]
        [--burst-first S]`);
 const DURATION = Number(o.duration);
@@ -163,12 +163,17 @@ if (SPIN && (process.getuid?.() !== 0 || spawnSync('which', ['chrt']).status !==
   process.stderr.write('--stall-by spin needs root and chrt (a real-time priority on the balancer\'s core)\n');
   process.exit(2);
 }
-/** --env-too NAME=VALUE,…: one more hadns (no cache) in the same rounds, with that environment. */
-const ENV_TOO: Record<string, string> = {};
-for (const kv of (o['env-too'] ?? '').split(',').filter(Boolean)) {
-  const m = /^(HADNS_[A-Z_]+)=(.*)$/.exec(kv.trim());
-  if (!m) { process.stderr.write(`--env-too wants HADNS_NAME=VALUE,… not ${kv}\n`); process.exit(2); }
-  ENV_TOO[m[1]!] = m[2]!;
+/** --env-too NAME=VALUE,…[;NAME=VALUE,…]: one more hadns (no cache) per `;`-separated
+ *  environment, in the same rounds. */
+const ENV_TOO: { label: string; env: Record<string, string> }[] = [];
+for (const variant of (o['env-too'] ?? '').split(';').map((v) => v.trim()).filter(Boolean)) {
+  const env: Record<string, string> = {};
+  for (const kv of variant.split(',').filter(Boolean)) {
+    const m = /^(HADNS_[A-Z_]+)=(.*)$/.exec(kv.trim());
+    if (!m) { process.stderr.write(`--env-too wants HADNS_NAME=VALUE,…[;…] not ${kv}\n`); process.exit(2); }
+    env[m[1]!] = m[2]!;
+  }
+  ENV_TOO.push({ label: variant, env });
 }
 /** --realtime-too PRIO: nginx and hadns once more each, their event loops at SCHED_RR PRIO. */
 if (o['realtime-too'] && !(/^\d+$/.test(o['realtime-too']) && Number(o['realtime-too']) >= 1 && Number(o['realtime-too']) <= 99)) {
@@ -495,7 +500,7 @@ async function main(): Promise<void> {
     if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     if (o['realtime-too']) targets.push({ name: `hadns DNS mode, realtime ${o['realtime-too']}`, start: hadns(false, true, { HADNS_REALTIME_PRIORITY: o['realtime-too'] }) });
-    if (o['env-too']) targets.push({ name: `hadns DNS mode, ${o['env-too']}`, start: hadns(false, true, ENV_TOO) });
+    for (const v of ENV_TOO) targets.push({ name: `hadns DNS mode, ${v.label}`, start: hadns(false, true, v.env) });
     if (NODE_FLAGS_TOO.length > 0) targets.push({ name: `hadns DNS mode, node ${NODE_FLAGS_TOO.join(' ')}`, start: hadns(false, true, {}, NODE_FLAGS_TOO) });
     if (o['node-too']) {
       // The article's node as hadns runs it (examples/article): one daemon, its own resolver as

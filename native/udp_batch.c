@@ -129,6 +129,7 @@
 #include <sys/socket.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -1306,6 +1307,7 @@ struct fthread {
   napi_async_context actx;
   pthread_mutex_t lock;
   int want_book; /* the tickets ran low (atomic) */
+  int slice_us, slice_err; /* the thread's EEVDF slice (0: the default), and the errno setting it */
   uint64_t wakes, batches, handed, dropped; /* (atomic) */
 };
 
@@ -1394,9 +1396,28 @@ static int ft_serve(fthread_t *t, ub_t *s) {
   return staged;
 }
 
+/* EEVDF's per-task slice (Linux 6.6+): sched_setattr with SCHED_OTHER and sched_runtime. */
+struct ft_sched_attr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
 static void *ft_main(void *arg) {
   fthread_t *t = arg;
   on_thread = 1;
+  if (t->slice_us > 0) {
+    /* A short slice: the thread's virtual deadlines come early, so that waking it preempts the
+     * loop's thread (booking, timers) on a shared core rather than waiting for its slice. */
+    struct ft_sched_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.sched_policy = SCHED_OTHER;
+    a.sched_runtime = (uint64_t)t->slice_us * 1000;
+    t->slice_err = syscall(SYS_sched_setattr, 0, &a, 0) == 0 ? 0 : errno;
+  }
   struct epoll_event ev[64];
   while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
     int n = epoll_wait(t->epfd, ev, 64, -1);
@@ -1506,11 +1527,12 @@ static void finalize_ft(napi_env env, void *data, void *hint) {
   else if (t->uv_gone) ft_free(t);
 }
 
-/* threadStart(handles: external[], wake: () => void) -> thread handle: serves the started
- * sockets `handles` (a DNS service's forwarding listeners and relay sockets) in a thread. */
+/* threadStart(handles: external[], wake: () => void, sliceUs = 0) -> thread handle: serves the
+ * started sockets `handles` (a DNS service's forwarding listeners and relay sockets) in a thread;
+ * sliceUs > 0 asks EEVDF for that slice for it. */
 static napi_value js_thread_start(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t n = 0;
   bool isarr = false;
@@ -1533,6 +1555,7 @@ static napi_value js_thread_start(napi_env env, napi_callback_info info) {
   }
   fthread_t *t = calloc(1, sizeof *t);
   if (!t) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  if (argc >= 3) napi_get_value_int32(env, argv[2], &t->slice_us);
   t->epfd = epoll_create1(EPOLL_CLOEXEC);
   t->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (t->epfd < 0 || t->stopfd < 0) {

@@ -642,7 +642,6 @@ export class DnsProxy {
     const a0 = t[o + 7], a1 = t[o + 8], a2 = t[o + 9], a3 = t[o + 10];
     const listener = f.listeners.get(t[o + 12]) ?? null;
     const msg = f.views[k];
-    const addr = formatWords(fam, a0, a1, a2, a3);
     listener?.countRelayed(1, 0);
     const q = f.q[k], a = f.a[k];
     f.q[k] = null;
@@ -652,7 +651,7 @@ export class DnsProxy {
     if (q === null || a === null) { // a local ticket: the usual path, to the backend the policy chose then
       this.curBatch = null; // (a plain query: no FORMERR; no cache with forwarding: nothing replies from here)
       this.curDgram = null;
-      const lq = this.accept(msg, len, addr, port);
+      const lq = this.accept(msg, len, formatWords(fam, a0, a1, a2, a3), port);
       if (lq === null) return;
       lq.blistener = listener;
       lq.fam = fam; lq.a0 = a0; lq.a1 = a1; lq.a2 = a2; lq.a3 = a3;
@@ -666,10 +665,25 @@ export class DnsProxy {
       this.log.error({ service: this.name, len }, 'balancer: the addon forwarded a query the scanner refuses (a bug)');
       info.id = readId(msg); info.questionEnd = qe; info.edns = false; info.udpSize = 512; info.optOffset = -1;
     }
-    this.initQuery(q, msg, len, info, addr, port, null, null);
+    const sent = f.times[k]!;
+    if (this.relay !== null && q.idx < RELAY_QUERIES && Atomics.load(this.relay.claim, q.idx) === CLAIMED) {
+      // Answered by the relay before it was booked (nearly every query with a forwarding thread,
+      // whose JS books every few ms): only what onRelayed undoes, without the copy kept for
+      // retries, the deadlines or the timer. Its completion is in the ring, drained after this.
+      q.blistener = listener;
+      q.start = sent;
+      this.liveQueries++;
+      a.ticket = false;
+      a.q = q; a.qgen = q.gen; a.sentAt = sent;
+      a.backend.active++;
+      a.backend.stats.queries++;
+      this.liveAttempts++;
+      ((a.chan as UdpChannel).sock as BatchUdpSocket).countRelayed(0, 1);
+      return;
+    }
+    this.initQuery(q, msg, len, info, formatWords(fam, a0, a1, a2, a3), port, null, null);
     q.blistener = listener;
     q.fam = fam; q.a0 = a0; q.a1 = a1; q.a2 = a2; q.a3 = a3;
-    const sent = f.times[k];
     this.started(q, sent);
     a.ticket = false;
     this.register(a, q, a.backend, sent);
@@ -751,7 +765,7 @@ export class DnsProxy {
     for (const l of this.udpListeners) if (l instanceof BatchUdpSocket) socks.push(l);
     for (const ch of this.relayChans) if (ch.sock instanceof BatchUdpSocket) socks.push(ch.sock);
     if (socks.length === 0) return;
-    f.thread = ForwardThread.start(socks, this.onThreadWake);
+    f.thread = ForwardThread.start(socks, this.onThreadWake, Number(process.env.HADNS_FORWARD_THREAD_SLICE_US ?? 0) || 0);
     f.tick = setInterval(this.onThreadWake, THREAD_TICK_MS);
     f.tick.unref();
   }

@@ -37,7 +37,7 @@ interface Addon {
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
   forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean, blocks?: boolean): void;
-  threadStart?(handles: Handle[], wake: () => void): ThreadHandle;
+  threadStart?(handles: Handle[], wake: () => void, sliceUs?: number): ThreadHandle;
   threadStop?(t: ThreadHandle): void;
   threadStats?(t: ThreadHandle): [number, number, number, number, number];
 }
@@ -66,10 +66,11 @@ export interface ForwardThreadStats {
 export class ForwardThread {
   private constructor(private readonly a: Addon, private readonly t: ThreadHandle) {}
 
-  static start(sockets: BatchUdpSocket[], wake: () => void): ForwardThread {
+  /** `sliceUs` > 0: the thread asks EEVDF for that slice (Linux 6.6+; ignored where refused). */
+  static start(sockets: BatchUdpSocket[], wake: () => void, sliceUs = 0): ForwardThread {
     const a = load();
     if (!a || typeof a.threadStart !== 'function') throw new Error('udp_batch addon without threadStart (npm run build:native)');
-    return new ForwardThread(a, a.threadStart(sockets.map((s) => s.handle), wake));
+    return new ForwardThread(a, a.threadStart(sockets.map((s) => s.handle), wake, sliceUs));
   }
 
   stop(): void { this.a.threadStop!(this.t); }
