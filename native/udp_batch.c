@@ -1494,16 +1494,9 @@ static void ft_closed(uv_handle_t *h) {
   if (t->js_gone) ft_free(t);
 }
 
-/* Joins the thread and gives its sockets back to the loop (what it staged is dropped: counted). */
-static void ft_stop(fthread_t *t) {
-  if (!t->started) return;
-  t->started = 0;
-  __atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
-  uint64_t one = 1;
-  if (write(t->stopfd, &one, sizeof one) < 0) { /* the join below still ends it: epoll wakes on the eventfd or a datagram */ }
-  pthread_join(t->tid, NULL);
-  close(t->epfd);
-  close(t->stopfd);
+/* Gives the thread's sockets back to the loop (no thread runs on them any more); what was
+ * staged for JS is dropped and counted. */
+static void ft_release(fthread_t *t) {
   for (int i = 0; i < t->nsocks; i++) {
     ub_t *s = t->socks[i];
     COUNT(t->dropped, s->ho_n);
@@ -1514,6 +1507,19 @@ static void ft_stop(fthread_t *t) {
     s->ho_buf = NULL; s->ho_meta = NULL; s->ho_n = 0; s->ho_err = 0;
     if (!s->closed && !s->polling) { uv_poll_start(&s->poll, UV_READABLE, on_readable); s->polling = 1; }
   }
+}
+
+/* Joins the thread and gives its sockets back to the loop. */
+static void ft_stop(fthread_t *t) {
+  if (!t->started) return;
+  t->started = 0;
+  __atomic_store_n(&t->stop, 1, __ATOMIC_RELEASE);
+  uint64_t one = 1;
+  if (write(t->stopfd, &one, sizeof one) < 0) { /* the join below still ends it: epoll wakes on the eventfd or a datagram */ }
+  pthread_join(t->tid, NULL);
+  close(t->epfd);
+  close(t->stopfd);
+  ft_release(t);
   if (t->wake) { napi_delete_reference(t->env, t->wake); t->wake = NULL; }
   if (t->actx) { napi_async_destroy(t->env, t->actx); t->actx = NULL; }
   uv_close((uv_handle_t *)&t->async, ft_closed);
@@ -1602,13 +1608,7 @@ static napi_value js_thread_start(napi_env env, napi_callback_info info) {
   }
   if (fail) {
     /* Undo: no thread to join; the sockets go back to the loop. */
-    for (int i = 0; i < t->nsocks; i++) {
-      ub_t *s = t->socks[i];
-      s->thr = NULL;
-      io_free(s->tio); s->tio = NULL;
-      free(s->ho_buf); free(s->ho_meta); s->ho_buf = NULL; s->ho_meta = NULL;
-      if (!s->polling) { uv_poll_start(&s->poll, UV_READABLE, on_readable); s->polling = 1; }
-    }
+    ft_release(t);
     close(t->epfd); close(t->stopfd);
     if (t->wake) napi_delete_reference(env, t->wake);
     if (t->actx) napi_async_destroy(env, t->actx);
@@ -1622,18 +1622,19 @@ static napi_value js_thread_start(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-static fthread_t *get_ft(napi_env env, napi_value v) {
+/* The thread handle a call got as its first argument (NULL, with a JS exception, if none). */
+static fthread_t *ft_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok || !p) { napi_throw_type_error(env, NULL, "bad thread handle"); return NULL; }
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p) { napi_throw_type_error(env, NULL, "bad thread handle"); return NULL; }
   return p;
 }
 
 /* threadStop(thread): joins it; its sockets go back to the loop. Idempotent. */
 static napi_value js_thread_stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  fthread_t *t = argc ? get_ft(env, argv[0]) : NULL;
+  fthread_t *t = ft_arg(env, info);
   if (!t) return NULL;
   ft_stop(t);
   return NULL;
@@ -1642,10 +1643,7 @@ static napi_value js_thread_stop(napi_env env, napi_callback_info info) {
 /* threadStats(thread) -> [running (0|1), wake-ups, batches read, datagrams and errors handed to
  * JS, hand-offs dropped (staging full, or left at stop)] */
 static napi_value js_thread_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  fthread_t *t = argc ? get_ft(env, argv[0]) : NULL;
+  fthread_t *t = ft_arg(env, info);
   if (!t) return NULL;
   napi_value arr, v;
   napi_create_array_with_length(env, 5, &arr);

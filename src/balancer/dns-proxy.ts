@@ -39,8 +39,7 @@ import { createPolicy, hashString, type Policy, type PoolMember } from './policy
 import { bindUdp, closeServer, connectUdp, formatHostPort, isWildcard, listenTcp, type BalancerLog, type Bound } from './sockets.js';
 import { GenFifo } from '../util/gen-fifo.js';
 import { splitHostPort } from './config.js';
-import { BatchUdpSocket, batchSeq, copyBytes, formatWords, ForwardThread, META, useBatchUdp } from '../util/udp-batch.js';
-import type { ForwardThreadStats } from '../util/udp-batch.js';
+import { BatchUdpSocket, batchSeq, copyBytes, formatWords, ForwardThread, META, useBatchUdp, type ForwardThreadStats } from '../util/udp-batch.js';
 import { DnsTcpConn } from '../dns/tcp-conn.js';
 import { IdTable } from '../dns/id-table.js';
 import { CLAIMED, IDLE, OWNED, RELAY_QUERIES, RelayTables, relayWanted } from './relay.js';

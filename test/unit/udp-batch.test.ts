@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import fc from 'fast-check';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BatchUdpSocket, formatIp6, parseIp, setLoopIdleTime, useBatchUdp } from '../../src/util/udp-batch.js';
+import { BatchUdpSocket, ForwardThread, formatIp6, parseIp, setLoopIdleTime, useBatchUdp } from '../../src/util/udp-batch.js';
 
 function client(type: 'udp4' | 'udp6' = 'udp4'): Promise<dgram.Socket> {
   const c = dgram.createSocket(type);
@@ -304,5 +304,27 @@ test('copyBytes copies exactly [0, len), short (loop) and long (native) alike', 
     assert.deepEqual(out.subarray(20, 20 + n), src.subarray(0, n), `len ${n}`);
     assert.ok(out.subarray(0, 20).every((b) => b === 0xee), `len ${n}: bytes before touched`);
     assert.ok(out.subarray(20 + n).every((b) => b === 0xee), `len ${n}: bytes after touched`);
+  }
+});
+
+test('a forwarding thread refuses sockets it cannot serve, and stops once', () => {
+  const s = BatchUdpSocket.bind('127.0.0.1', 0);
+  try {
+    assert.throws(() => ForwardThread.start([s], () => {}), /not started/, 'a socket not started yet');
+    s.start();
+    assert.throws(() => ForwardThread.start([s, s], () => {}), /twice/);
+    assert.throws(() => ForwardThread.start([], () => {}), /threadStart\(sockets/);
+    const t = ForwardThread.start([s], () => {});
+    assert.equal(t.stats().running, true);
+    assert.throws(() => ForwardThread.start([s], () => {}), /served already/, 'one thread per socket');
+    t.stop();
+    t.stop(); // idempotent
+    assert.equal(t.stats().running, false);
+    // Back on the loop: another thread may take it, and closing the socket stops that one.
+    const t2 = ForwardThread.start([s], () => {});
+    s.close();
+    assert.equal(t2.stats().running, false, 'closing a socket it served joined the thread');
+  } finally {
+    s.close();
   }
 });
