@@ -106,7 +106,10 @@ function ednsQuery(name: string, size: number, id: number): Buffer {
 
 test('plain queries leave from the addon; weights, counters and the pool come out as through JS', async () => {
   const a = await backend(), b = await backend();
-  const conf = svc([a.addr, b.addr]);
+  // Hedging after 200 ms, not the file's 30: the backends share this process's loop, and a stall
+  // of it (a cold start in a busy suite) must not read as a retry. A query lost on the way is
+  // still retried, and still fails `retries 0` below.
+  const conf = svc([a.addr, b.addr], { timeouts: { query_initial: 300, query_min: 200, query_max: 600 } });
   conf.pool!.backends![0]!.weight = 3;
   const { bal, port } = await start(conf);
   const r = await loadUdp(port, { n: 4000, concurrency: 40, name: (i) => `n${i}.fwd.test` });
