@@ -247,6 +247,23 @@ static inline io_t *IO(ub_t *s) { return on_thread ? s->tio : &s->io; }
 /* Whether the calling thread serves socket s (a forwarding thread serves only its own). */
 static inline int mine(const ub_t *s) { return on_thread ? s->tio != NULL : 1; }
 
+/* Points io's receive headers at its in slots, once: each wake-up then costs one recvmmsg, not
+ * `slots` resets (take_batch resets only what the kernel wrote back). */
+static void io_recv_headers(io_t *io, int slots, int slot_size) {
+  for (int i = 0; i < slots; i++) {
+    io->riov[i].iov_base = io->in_buf + (size_t)i * (size_t)slot_size;
+    io->riov[i].iov_len = (size_t)slot_size;
+    struct msghdr *mh = &io->rmsg[i].msg_hdr;
+    mh->msg_name = &io->rname[i];
+    mh->msg_namelen = sizeof io->rname[i];
+    mh->msg_iov = &io->riov[i];
+    mh->msg_iovlen = 1;
+    mh->msg_control = NULL;
+    mh->msg_controllen = 0;
+    mh->msg_flags = 0;
+  }
+}
+
 static ub_t *reg[REG_MAX];
 static int reg_next = 0;
 
@@ -697,17 +714,19 @@ static void plan_blocks(ub_t *l, int n) {
  * plan's) if it is plain; 1 when it did (m: the slot's in-meta, address already filled).
  * Upstream out slots are free here, as the listener's are in try_relay. */
 static int try_forward(ub_t *l, const uint8_t *p, int len, int32_t *m) {
-  if (tickets_left(l) == 0) return 0;
+  uint32_t left = tickets_left(l);
+  if (left == 0) return 0;
   int qe = forwardable(p, len);
   if (qe == 0) return 0;
   int planned = plan_of == l && plan_pos < plan_n;
   /* Tickets of an old generation are voided in turn (JS recycles them when it books). */
   int32_t gen = __atomic_load_n(&l->tickets[T_GEN], __ATOMIC_ACQUIRE);
-  while (!planned && tickets_left(l) > 0 && ticket_at(l, l->tused)[TK_GEN] != gen) {
+  while (!planned && left > 0 && ticket_at(l, l->tused)[TK_GEN] != gen) {
     ticket_at(l, l->tused)[TK_LEN] = -1;
     l->tused++;
+    left--;
   }
-  if (tickets_left(l) == 0) return 0;
+  if (left == 0) return 0;
   uint32_t c = planned ? plan[plan_pos] : l->tused;
   ub_t *u;
   if (!ticket_ok(l, c, &u)) return 0;
@@ -848,6 +867,14 @@ static int flush_out(ub_t *s, int n) {
   return sent;
 }
 
+/* After a failed napi_make_callback: the JS exception, reported as uncaught (as for any libuv
+ * callback). */
+static void report_uncaught(napi_env env) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
+}
+
 /* Calls JS function cb for socket s; 1 when it returned normally (an exception is reported as
  * uncaught, as for any libuv callback). */
 static int invoke(ub_t *s, napi_value cb, size_t argc, napi_value *argv, napi_value *result) {
@@ -860,9 +887,7 @@ static int invoke(ub_t *s, napi_value cb, size_t argc, napi_value *argv, napi_va
   s->in_cb = 0;
   if (s->release_pending) { s->release_pending = 0; release_refs(s); }
   if (st == napi_ok) return 1;
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) { napi_value ex; napi_get_and_clear_last_exception(env, &ex); napi_fatal_exception(env, ex); }
+  report_uncaught(env);
   return 0;
 }
 
@@ -872,6 +897,17 @@ static void call_js(ub_t *s, int arg, int32_t *out_n) {
   if (napi_get_reference_value(s->env, s->cb, &cb) != napi_ok || !cb) return;
   napi_create_int32(s->env, arg, &argv[0]);
   if (invoke(s, cb, 1, argv, &result) && !s->closed) napi_get_value_int32(s->env, result, out_n);
+}
+
+/* Hands socket s's receive batch of `arg` datagrams (or -errno) to its JS callback and sends
+ * the replies JS queued. */
+static void deliver(ub_t *s, int arg) {
+  napi_handle_scope scope;
+  int32_t outs = 0;
+  napi_open_handle_scope(s->env, &scope);
+  call_js(s, arg, &outs);
+  napi_close_handle_scope(s->env, scope);
+  if (!s->closed && outs > 0) flush_out(s, outs);
 }
 
 /* Datagrams in one wake-up from which forwarded queries are a burst: the first is sent at once,
@@ -988,12 +1024,7 @@ static void run_deferred(void) {
     int n = IO(u)->defer_n;
     IO(u)->defer_n = 0;
     if (u->closed) continue;
-    napi_handle_scope scope;
-    int32_t outs = 0;
-    napi_open_handle_scope(u->env, &scope);
-    call_js(u, n, &outs);
-    napi_close_handle_scope(u->env, scope);
-    if (!u->closed && outs > 0) flush_out(u, outs);
+    deliver(u, n);
   }
   ndeferred = 0;
 }
@@ -1023,7 +1054,6 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   ub_t *s = (ub_t *)h->data;
   if (s->closed) return;
-  napi_env env = s->env;
   if (status < 0) {
     /* libuv stops a poll handle whose fd reports POLLERR (a pending ICMP error on a connected
      * socket) and says UV_EBADF. Take the error off the socket, report it, and poll again: the
@@ -1031,31 +1061,19 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     int e = 0;
     socklen_t el = sizeof e;
     getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &e, &el);
-    if (e) {
-      napi_handle_scope scope;
-      int32_t outs = 0;
-      napi_open_handle_scope(env, &scope);
-      call_js(s, -e, &outs);
-      napi_close_handle_scope(env, scope);
-      if (!s->closed && outs > 0) flush_out(s, outs);
-    }
+    if (e) deliver(s, -e);
     if (s->closed) return;
     uv_poll_start(&s->poll, UV_READABLE, on_readable);
   }
   for (int round = 0; round < MAX_ROUNDS && !s->closed; round++) {
     int local = 0;
     int n = recvmmsg(s->fd, IO(s)->rmsg, (unsigned)s->slots, MSG_DONTWAIT, NULL);
-    napi_handle_scope scope;
-    int32_t outs = 0;
     if (n < 0) {
       int e = errno;
       if (e == EAGAIN || e == EWOULDBLOCK) break;
       if (e == EINTR) continue;
       /* A pending socket error (ICMP port unreachable on a connected socket): report it once. */
-      napi_open_handle_scope(env, &scope);
-      call_js(s, -e, &outs);
-      napi_close_handle_scope(env, scope);
-      if (!s->closed && outs > 0) flush_out(s, outs);
+      deliver(s, -e);
       if (e != ECONNREFUSED && e != EHOSTUNREACH && e != ENETUNREACH) break;
       continue;
     }
@@ -1075,11 +1093,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
       if (n < s->slots) break;
       continue;
     }
-    napi_open_handle_scope(env, &scope);
-    call_js(s, n, &outs);
-    napi_close_handle_scope(env, scope);
+    deliver(s, n);
     if (s->closed) break;
-    if (outs > 0) flush_out(s, outs);
     if (n < s->slots) break;
   }
 }
@@ -1108,22 +1123,10 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   size_t bytes = (size_t)slots * (size_t)slot_size, meta = (size_t)slots * META * 4;
   if (len[0] < bytes || len[2] < bytes || len[1] < meta || len[3] < meta) { napi_throw_range_error(env, NULL, "shared buffers too small"); return NULL; }
   for (int i = 0; i < 4; i++) napi_create_reference(env, argv[1 + i], 1, &s->refs[i]);
-  IO(s)->in_buf = p[0]; IO(s)->in_meta = p[1]; IO(s)->out_buf = p[2]; IO(s)->out_meta = p[3];
+  s->io.in_buf = p[0]; s->io.in_meta = p[1]; s->io.out_buf = p[2]; s->io.out_meta = p[3];
   s->slots = slots;
   s->slot_size = slot_size;
-  /* Receive headers are set up once: each wake-up then costs one recvmmsg, not 64 resets. */
-  for (int i = 0; i < slots; i++) {
-    IO(s)->riov[i].iov_base = IO(s)->in_buf + (size_t)i * (size_t)slot_size;
-    IO(s)->riov[i].iov_len = (size_t)slot_size;
-    struct msghdr *mh = &IO(s)->rmsg[i].msg_hdr;
-    mh->msg_name = &IO(s)->rname[i];
-    mh->msg_namelen = sizeof IO(s)->rname[i];
-    mh->msg_iov = &IO(s)->riov[i];
-    mh->msg_iovlen = 1;
-    mh->msg_control = NULL;
-    mh->msg_controllen = 0;
-    mh->msg_flags = 0;
-  }
+  io_recv_headers(&s->io, slots, slot_size);
   napi_create_reference(env, argv[7], 1, &s->cb);
   napi_value name;
   napi_create_string_utf8(env, "hadns.udp.batch", NAPI_AUTO_LENGTH, &name);
@@ -1307,7 +1310,7 @@ struct fthread {
   napi_async_context actx;
   pthread_mutex_t lock;
   int want_book; /* the tickets ran low (atomic) */
-  int slice_us, slice_err; /* the thread's EEVDF slice (0: the default), and the errno setting it */
+  int slice_us; /* the thread's EEVDF slice (0: the default; a kernel that refuses it keeps its own) */
   uint64_t wakes, batches, handed, dropped; /* (atomic) */
 };
 
@@ -1325,15 +1328,7 @@ static io_t *io_new(int slots, int slot_size) {
   io->in_meta = calloc((size_t)slots * META, sizeof(int32_t));
   io->out_meta = calloc((size_t)slots * META, sizeof(int32_t));
   if (!io->in_buf || !io->out_buf || !io->in_meta || !io->out_meta) { io_free(io); return NULL; }
-  for (int i = 0; i < slots; i++) {
-    io->riov[i].iov_base = io->in_buf + (size_t)i * (size_t)slot_size;
-    io->riov[i].iov_len = (size_t)slot_size;
-    struct msghdr *mh = &io->rmsg[i].msg_hdr;
-    mh->msg_name = &io->rname[i];
-    mh->msg_namelen = sizeof io->rname[i];
-    mh->msg_iov = &io->riov[i];
-    mh->msg_iovlen = 1;
-  }
+  io_recv_headers(io, slots, slot_size);
   return io;
 }
 
@@ -1416,7 +1411,7 @@ static void *ft_main(void *arg) {
     a.size = sizeof a;
     a.sched_policy = SCHED_OTHER;
     a.sched_runtime = (uint64_t)t->slice_us * 1000;
-    t->slice_err = syscall(SYS_sched_setattr, 0, &a, 0) == 0 ? 0 : errno;
+    if (syscall(SYS_sched_setattr, 0, &a, 0) != 0) { /* refused (before Linux 6.6, say): the default slice */ }
   }
   struct epoll_event ev[64];
   while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE)) {
@@ -1452,20 +1447,8 @@ static void ft_on_async(uv_async_t *h) {
     s->ho_n = 0;
     s->ho_err = 0;
     pthread_mutex_unlock(&t->lock);
-    napi_handle_scope scope;
-    int32_t outs = 0;
-    if (err) {
-      napi_open_handle_scope(s->env, &scope);
-      call_js(s, -err, &outs);
-      napi_close_handle_scope(s->env, scope);
-      if (!s->closed && outs > 0) flush_out(s, outs);
-    }
-    if (n > 0 && !s->closed && t->started) {
-      napi_open_handle_scope(s->env, &scope);
-      call_js(s, n, &outs);
-      napi_close_handle_scope(s->env, scope);
-      if (!s->closed && outs > 0) flush_out(s, outs);
-    }
+    if (err) deliver(s, -err);
+    if (n > 0 && !s->closed && t->started) deliver(s, n);
     if (!t->started) return; /* JS stopped the thread meanwhile (t is freed when its handle closes) */
   }
   __atomic_store_n(&t->want_book, 0, __ATOMIC_RELEASE);
@@ -1474,11 +1457,7 @@ static void ft_on_async(uv_async_t *h) {
   napi_value cb, recv, result;
   if (napi_get_reference_value(t->env, t->wake, &cb) == napi_ok && cb) {
     napi_get_global(t->env, &recv);
-    if (napi_make_callback(t->env, t->actx, recv, cb, 0, NULL, &result) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(t->env, &pending);
-      if (pending) { napi_value ex; napi_get_and_clear_last_exception(t->env, &ex); napi_fatal_exception(t->env, ex); }
-    }
+    if (napi_make_callback(t->env, t->actx, recv, cb, 0, NULL, &result) != napi_ok) report_uncaught(t->env);
   }
   napi_close_handle_scope(t->env, scope);
 }
