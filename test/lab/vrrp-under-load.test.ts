@@ -88,7 +88,9 @@ test(`VRRP adverts keep time while dnsperf saturates the master's resolver (${LO
   // earlier VM's load through the same veths) one gap of 70-89 ms per run showed with this
   // session's code and with the commit before it alike (84.3 and 70.4 ms there), against 0.8 of
   // Master_Down_Interval (87 ms) before. Losing the VIP is what must not happen, and the
-  // transition check below asserts that outright.
+  // transition check below asserts that outright. Later runs there reached 92.9 and 106.6 ms
+  // saturated, and 97.9 ms with dnsperf capped at 40k q/s: not the load level, and not solved
+  // (docs/vrrp.md, "Under load"); this check still fails on those.
   assert.ok(worstGap < masterDown * 0.9, `worst gap ${worstGap.toFixed(1)} ms is close to Master_Down_Interval ${masterDown} ms`);
 
   // No spurious failover: no VRRP transition logged by either node during the run, VIP on A only.
