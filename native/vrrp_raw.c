@@ -10,7 +10,7 @@
  *   send(handle, Buffer, dstAddr) -> bytes sent
  *   recvStart(handle, cb(buf, src, ttlOrHopLimit, dst))  (IPv4: buf includes the IP header, ttl/dst are -1/'')
  *   close(handle)
- *   sendFrame(ifname, Buffer)  (whole Ethernet frame through an AF_PACKET socket)
+ *   sendFrame(ifname, Buffer)  (whole Ethernet frame through the process's one AF_PACKET socket)
  *   addrChange(add bool, ifname, addr string, prefix, label string|null, nodad bool) -> 0 or errno
  *     (rtnetlink RTM_NEWADDR/RTM_DELADDR: a VIP change in microseconds instead of an `ip` process)
  * Real-time scheduling of the engine process is util/threads.ts's setRealtime (udp_batch addon).
@@ -33,6 +33,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/if_addr.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 
 #define VRRP_PROTO 112
 #define RXBUF 2048
@@ -305,6 +306,29 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * The AF_PACKET socket for sendFrame, opened on first use and kept for the life of the process
+ * (close-on-exec; the kernel closes it at exit). Not one per frame: closing a packet socket waits
+ * for an RCU grace period (packet_release() calls synchronize_net()), 12-15 ms per close on a
+ * 2-vCPU VM, so a burst of five gratuitous ARPs blocked the engine's loop for 55-100 ms — longer
+ * than two 30 ms advert intervals, and the backup took over (the fault matrix's link-down row).
+ * Protocol 0: the socket is bound to no protocol and receives nothing, so it queues nothing.
+ * It belongs to the network namespace the process was in when it was opened; the engine never
+ * changes namespace. Worker threads may load this addon too, hence the compare-and-swap.
+ */
+static int frame_fd = -1;
+
+static int frame_socket(void) {
+  int fd = __atomic_load_n(&frame_fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0) return fd;
+  int mine = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  if (mine < 0) return -1;
+  int expected = -1;
+  if (__atomic_compare_exchange_n(&frame_fd, &expected, mine, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return mine;
+  close(mine); /* another thread won; only ever at the first use */
+  return expected;
+}
+
 /* sendFrame(ifname, Buffer): a complete Ethernet frame out of one interface. */
 static napi_value js_send_frame(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -315,21 +339,23 @@ static napi_value js_send_frame(napi_env env, napi_callback_info info) {
   void *data;
   size_t len;
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len < 14) { napi_throw_type_error(env, NULL, "frame expected"); return NULL; }
-  unsigned ifindex = if_nametoindex(ifname);
-  if (!ifindex) return throw_errno(env, "if_nametoindex");
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  int fd = frame_socket();
   if (fd < 0) return throw_errno(env, "socket(AF_PACKET)");
+  /* The index is looked up on every call: an interface can be deleted and recreated. */
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  size_t nl = strlen(ifname);
+  if (nl >= IF_NAMESIZE) { errno = ENODEV; return throw_errno(env, "SIOCGIFINDEX"); }
+  memcpy(ifr.ifr_name, ifname, nl);
+  if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) return throw_errno(env, "SIOCGIFINDEX");
   struct sockaddr_ll sll;
   memset(&sll, 0, sizeof sll);
   sll.sll_family = AF_PACKET;
-  sll.sll_ifindex = (int)ifindex;
+  sll.sll_ifindex = ifr.ifr_ifindex;
   sll.sll_halen = ETH_ALEN;
   memcpy(sll.sll_addr, data, ETH_ALEN);
   memcpy(&sll.sll_protocol, (unsigned char *)data + 12, 2);
-  ssize_t n = sendto(fd, data, len, 0, (struct sockaddr *)&sll, sizeof sll);
-  int e = errno;
-  close(fd);
-  if (n < 0) { errno = e; return throw_errno(env, "sendto(AF_PACKET)"); }
+  if (sendto(fd, data, len, 0, (struct sockaddr *)&sll, sizeof sll) < 0) return throw_errno(env, "sendto(AF_PACKET)");
   return NULL;
 }
 
