@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { startBalancer } from '../src/balancer/service.js';
 import { silentLog } from '../src/balancer/sockets.js';
 import { setHelperThreads, setRealtime } from '../src/util/threads.js';
-import { dropLoopIdleTime } from '../src/util/udp-batch.js';
+import { dropLoopIdleTime, gsoStats } from '../src/util/udp-batch.js';
 
 const section = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const bal = await startBalancer(section, { log: silentLog });
@@ -23,5 +23,6 @@ if (process.env.HADNS_REALTIME_PRIORITY) {
 process.stdout.write(`ready ${JSON.stringify(bal.addresses())}\n`);
 process.on('SIGTERM', () => {
   process.stderr.write(`${JSON.stringify(bal.stats())}\n`);
+  process.stderr.write(`gso ${JSON.stringify(gsoStats())}\n`);
   void bal.close().then(() => process.exit(0));
 });

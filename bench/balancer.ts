@@ -349,6 +349,11 @@ async function stop(p: ChildProcess): Promise<void> {
   const done = once(p, 'exit');
   p.kill('SIGTERM'); // by PID: our own child (taskset execs the command, so the PID is the server's)
   await done;
+  // hadns's server reports its UDP GSO counts at exit (bench/balancer-server.ts): to the progress.
+  const lines = (p as ChildProcess & { errText?: () => string }).errText?.().split('\n') ?? [];
+  const gso = lines.find((l) => l.startsWith('gso '));
+  if (gso) process.stderr.write(`  ${gso}\n`);
+  if (process.env.HADNS_BENCH_STATS) for (const l of lines.filter((x) => x.startsWith('{'))) process.stderr.write(`  ${l.slice(0, 600)}\n`);
 }
 process.on('exit', () => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL'); });
 

@@ -34,6 +34,7 @@ interface Addon {
   rtThread?(tid: number, prio: number): number;
   loopIdleTime(on: boolean): number;
   burstStats(): [number, number, number, number];
+  gsoStats(): [number, number, number];
   index(h: Handle): number;
   relay(h: Handle, route: Int32Array, claim: Int32Array, ring: Float64Array, tag: number): void;
   forward(h: Handle, tickets: Int32Array, times: Float64Array, arena: Uint8Array, book: (max: number) => number, bookNow: boolean, interleave?: boolean, blocks?: boolean): void;
@@ -161,6 +162,19 @@ export function burstStats(): { bursts: number; relayedBetween: number; deferred
   if (!a || typeof a.burstStats !== 'function') return null;
   const [bursts, relayedBetween, deferred, blocked] = a.burstStats();
   return { bursts, relayedBetween, deferred, blocked };
+}
+
+/**
+ * Counts, for this process, of UDP GSO sends (udp_batch.c, flush_out): runs of datagrams to one
+ * destination sent as one message the kernel cuts up (UDP_SEGMENT), the datagrams they carried,
+ * and sockets on which the kernel refused GSO (they send plain datagrams from then on).
+ * HADNS_UDP_GSO=0 turns GSO off. Null without the addon.
+ */
+export function gsoStats(): { messages: number; datagrams: number; refused: number } | null {
+  const a = load();
+  if (!a || typeof a.gsoStats !== 'function') return null;
+  const [messages, datagrams, refused] = a.gsoStats();
+  return { messages, datagrams, refused };
 }
 
 /** Whether batched sockets are to be used; `native` mode without the addon is an error. */
