@@ -53,6 +53,8 @@
  * this VM's own stalls decide too but at random. --stall-by spin takes the balancer's core instead
  * (a real-time busy loop pinned to it, bench/stall.ts --spin; needs root): closer to what this
  * VM's stalls are than stopping the process, whose SIGCONT wakes every thread of it.
+ * --varied-names: names of many lengths (a first label of 1-30 letters), so that queries and
+ * answers come in many sizes (UDP GSO forms runs of one size only); default nN.bench.test.
  * --backend-cpus A,B pins the two dnsmasq backends to those CPUs (default: both on the client's);
  * 1,0 is the article's node: one resolver on the balancer's own core.
  * --ref-forwarder adds bench/ref-forwarder.c, a minimal batched forwarder in C (ID swap only: no
@@ -129,7 +131,8 @@ const o = benchArgs({
   'node-flags-too': { type: 'string', default: '' },
   'node-too': { type: 'boolean', default: false },
   'burst-first': { type: 'string', default: '0' },
-}, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
+  'varied-names': { type: 'boolean', default: false },
+}, `usage: node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0] [--varied-names]
        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too]
        [--stall MS/EVERY] [--stall-by stop|spin] [--env-too 'NAME=VALUE,…[;…]'] [--realtime-too PRIO] [--capture DIR] [--backend-cpus A,B]
        [--ref-forwarder [--ref-work NS] [--ref-sockets N] [--ref-pause US/N] [--ref-touch B[@KIB],…] [--ref-timeout MS] [--ref-batch N,…] [--ref-on-loop JS,…]] [--node-flags-too='--flag …'] [--node-too]
@@ -334,6 +337,24 @@ async function waitAnswering(port: number, what: string, p: ChildProcess): Promi
   }
 }
 
+/**
+ * The 10k names dnsperf asks for: nN.bench.test, mostly of one length (n1000…n9999); with
+ * --varied-names each gets a first label of 1–30 letters (a fixed pseudo-random sequence), so
+ * that queries and answers come in many sizes, as real traffic does (UDP GSO forms runs only of
+ * one size: docs/balancer.md, "UDP GSO").
+ */
+function queryNames(varied: boolean): string[] {
+  let x = 0x2545f491;
+  const next = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return x >>> 0; };
+  return Array.from({ length: 10_000 }, (_, i) => {
+    if (!varied) return `n${i}.bench.test`;
+    const len = 1 + (next() % 30);
+    let label = '';
+    for (let j = 0; j < len; j++) label += String.fromCharCode(97 + (next() % 26));
+    return `${label}.n${i}.bench.test`;
+  });
+}
+
 const children: ChildProcess[] = [];
 function run(cpu: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const p = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -459,7 +480,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hadns-bal-bench-'));
   try {
     const qfile = join(dir, 'queries.txt');
-    writeFileSync(qfile, Array.from({ length: 10_000 }, (_, i) => `n${i}.bench.test A`).join('\n') + '\n');
+    writeFileSync(qfile, queryNames(o['varied-names'] === true).map((n) => `${n} A`).join('\n') + '\n');
     // two dnsmasq backends, on the client core unless --backend-cpus says otherwise
     const bports = [await freePort(), await freePort()];
     const backends = bports.map((p, i) => run(BCPUS[i]!, '/usr/sbin/dnsmasq', [
