@@ -124,6 +124,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <poll.h>
 #include <sched.h>
@@ -253,6 +254,37 @@ typedef struct {
 
 /* Set in a forwarding thread: IO(s) is then the thread's state for socket s. */
 static __thread int on_thread = 0;
+/*
+ * Set while a burst's batch serves answers before its tickets are published (take_batch): the
+ * completions relayed then stay unpublished (ub_t.held) until the tickets are. JS books a ticket
+ * before it takes its query's completion; a completion seen first (a forwarding thread, JS
+ * draining meanwhile) would have JS finish a query it never booked, then book it as not relayed.
+ */
+static __thread int hold_completions = 0;
+/* The rings (one per service, shared by its relay sockets) with completions held, and how many. */
+#define HELD_MAX 8
+static __thread double *held_ring[HELD_MAX];
+static __thread uint32_t held_n[HELD_MAX];
+static __thread int nheld = 0;
+
+/* The held count of `ring` (a new entry if need be), or NULL: no room, do not relay. */
+static uint32_t *held_for(double *ring) {
+  for (int i = 0; i < nheld; i++) if (held_ring[i] == ring) return &held_n[i];
+  if (nheld == HELD_MAX) return NULL;
+  held_ring[nheld] = ring;
+  held_n[nheld] = 0;
+  return &held_n[nheld++];
+}
+
+/* Publishes the held completions (their tickets are). */
+static void release_held(void) {
+  hold_completions = 0;
+  for (int i = 0; i < nheld; i++) {
+    int32_t *cur = (int32_t *)held_ring[i];
+    __atomic_store_n(&cur[0], (int32_t)((uint32_t)cur[0] + held_n[i]), __ATOMIC_RELEASE);
+  }
+  nheld = 0;
+}
 static inline io_t *IO(ub_t *s) { return on_thread ? s->tio : &s->io; }
 /* Whether the calling thread serves socket s (a forwarding thread serves only its own). */
 static inline int mine(const ub_t *s) { return on_thread ? s->tio != NULL : 1; }
@@ -581,7 +613,9 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   if (!l || l->closed || !mine(l) || !IO(l)->out_buf || len > l->slot_size) return 0;
   double *ring = s->ring;
   int32_t *cur = (int32_t *)ring;
-  uint32_t head = (uint32_t)cur[0], cap = (uint32_t)ring[3];
+  uint32_t *held = NULL;
+  if (hold_completions && (held = held_for(ring)) == NULL) return 0;
+  uint32_t head = (uint32_t)cur[0] + (held ? *held : 0), cap = (uint32_t)ring[3];
   if (head - (uint32_t)__atomic_load_n(&cur[2], __ATOMIC_ACQUIRE) >= cap) return 0; /* JS is behind: let it see this one itself */
   if (!__atomic_compare_exchange_n(&s->claim[qidx], &qgen, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return 0; /* JS took it */
   int k = take_out_slot(l);
@@ -596,7 +630,8 @@ static int try_relay(ub_t *s, uint8_t *p, int len) {
   r[0] = s->tag; r[1] = id; r[2] = qidx; r[3] = qgen;
   r[4] = (double)uv_hrtime() / 1e6 - ring[2];
   r[5] = 0;
-  __atomic_store_n(&cur[0], (int32_t)(head + 1), __ATOMIC_RELEASE);
+  if (held) (*held)++;
+  else __atomic_store_n(&cur[0], (int32_t)(head + 1), __ATOMIC_RELEASE);
   return 1;
 }
 
@@ -1096,6 +1131,15 @@ static void serve_answers(void);
 static void burst_sockets(ub_t *l, int n);
 static int is_burst(const ub_t *s, int n) { return s->fwd && s->interleave && n >= BURST_MIN; }
 
+/* A test knob, never set in service: HADNS_TEST_BURST_STALL_MS (read by forward()) stalls a
+ * burst's take_batch that long before and after the answers it serves after its first query, so
+ * that test/integration/balancer-thread.test.ts can have a backend answer that query, and JS
+ * drain the relay's ring, before the batch's tickets are published. */
+static int burst_stall_ms = 0;
+static void test_stall(void) {
+  if (burst_stall_ms > 0) { struct timespec ts = { burst_stall_ms / 1000, (burst_stall_ms % 1000) * 1000000L }; nanosleep(&ts, NULL); }
+}
+
 /* The datagrams [0, n) just received on s: their meta for JS, and the ones answered here (reply
  * relay) or forwarded (query forwarding) marked so that JS skips them. Returns how many were
  * answered or forwarded; *local is set when a local backend's query waits for JS. */
@@ -1127,7 +1171,10 @@ static int take_batch(ub_t *s, int n, int *local) {
          * during the stall behind the burst go out, older still. */
         if (forwarded++ == 0 && burst && ntouched > 0) {
           flush_touched();
+          test_stall();
+          hold_completions = 1; /* this query's ticket is not published yet: its answer may be back */
           serve_answers();
+          test_stall();
         }
       }
     }
@@ -1136,6 +1183,7 @@ static int take_batch(ub_t *s, int n, int *local) {
     plan_of = NULL;
     __atomic_store_n(&s->tickets[T_USED], (int32_t)s->tused, __ATOMIC_RELEASE);
   }
+  if (burst && hold_completions) release_held(); /* the tickets are out: so are the completions */
   return handled;
 }
 
@@ -1457,6 +1505,8 @@ static napi_value js_forward(napi_env env, napi_callback_info info) {
   bool bl = true;
   if (napi_get_value_bool(env, argv[7], &bl) != napi_ok) bl = true;
   s->blocks = bl ? 1 : 0;
+  const char *stall = getenv("HADNS_TEST_BURST_STALL_MS");
+  burst_stall_ms = stall ? atoi(stall) : 0;
   s->fwd = 1;
   return NULL;
 }

@@ -9,10 +9,13 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import dgram from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { startBalancer, type Balancer } from '../../src/balancer/service.js';
 import type { DnsServiceStats } from '../../src/balancer/dns-proxy.js';
 import { silentLog } from '../../src/balancer/sockets.js';
+import { BatchUdpSocket, burstStats } from '../../src/util/udp-batch.js';
+import { query } from './balancer-util.js';
 
 process.env.HADNS_FORWARD_THREAD = '1';
 await import('./balancer-forward.test.js');
@@ -98,4 +101,80 @@ test('plain queries are forwarded and answered by the thread while Node\'s loop 
   assert.ok(Math.abs(q[0]! - q[1]!) <= 2, `round robin kept: ${q.join(' / ')}`);
   await bal.close();
   assert.equal(st().forwardThread?.running, false, 'closing the service stopped the thread');
+});
+
+test('an answer relayed before its burst\'s tickets are published waits for them: booked once, finished once', async (t) => {
+  // The thread sends a burst's first query before it handles the rest and publishes the tickets
+  // they took, and relays the answers that are back by then (udp_batch.c, take_batch). An answer
+  // to that first query is relayed there too; its completion must not reach JS before its ticket
+  // (JS would finish a query it never booked, then book it as not relayed: an attempt left
+  // outstanding, a retry, a second answer). HADNS_TEST_BURST_STALL_MS holds the thread 40 ms
+  // before and after those answers: the backend (this thread) answers in the first, JS's tick
+  // drains the ring in the second.
+  const backends: dgram.Socket[] = [];
+  t.after(() => { for (const s of backends) s.close(); });
+  for (let k = 0; k < 2; k++) {
+    const s = dgram.createSocket('udp4');
+    s.on('message', (q, r) => {
+      const a = Buffer.from(q); a[2] |= 0x80; a[3] = 0x80; // an empty NOERROR answer
+      s.send(a, r.port, r.address);
+    });
+    s.bind(0, '127.0.0.1');
+    await once(s, 'listening');
+    backends.push(s);
+  }
+  process.env.HADNS_TEST_BURST_STALL_MS = '40';
+  let bal: Balancer;
+  try {
+    bal = await startBalancer({
+      services: [{
+        name: 'dns', mode: 'dns', listen: ['127.0.0.1:0'],
+        pool: { policy: 'round-robin', backends: backends.map((s) => ({ address: `127.0.0.1:${s.address().port}` })) },
+        timeouts: { query_initial: 150, query_min: 150, query_max: 300 },
+        health_check: { enabled: false },
+      }],
+    }, { log: silentLog });
+  } finally {
+    delete process.env.HADNS_TEST_BURST_STALL_MS;
+  }
+  started.push(bal);
+  const st = (): DnsServiceStats => bal.stats().services[0] as DnsServiceStats;
+  const port = bal.addresses().find((x) => x.proto === 'udp')!.port;
+  assert.equal(st().forwardThread?.running, true);
+  // 16 queries in one flush (one GSO message where the kernel has it): the thread reads them
+  // as one batch, a burst.
+  const n = 16;
+  const answers = new Map<number, number>();
+  const client = BatchUdpSocket.bind('127.0.0.1', 0, { slots: 64 });
+  t.after(() => client.close());
+  let all!: () => void;
+  const done = new Promise<void>((r) => { all = r; });
+  client.onMessage = (m) => {
+    if (m.length === 2) { // the trigger: the burst goes out in this batch's flush
+      for (let i = 0; i < n; i++) { const q = query(`s${String(i).padStart(2, '0')}.stall.test`, 'A', 1 + i); client.send(q, q.length, '127.0.0.1', port); }
+      return;
+    }
+    const id = m.readUInt16BE(0);
+    answers.set(id, (answers.get(id) ?? 0) + 1);
+    if (answers.size === n) all();
+  };
+  client.start();
+  const b0 = burstStats()!;
+  const trigger = dgram.createSocket('udp4');
+  t.after(() => trigger.close());
+  trigger.send(Buffer.from('go'), client.port, '127.0.0.1');
+  await done;
+  const b1 = burstStats()!;
+  assert.ok(b1.bursts > b0.bursts, 'the 16 queries came as one burst');
+  assert.ok(b1.relayedBetween > b0.relayedBetween, 'the first query\'s answer was relayed inside the burst\'s batch');
+  // Past every deadline (query_max 300 ms): a query booked as not relayed would have been retried.
+  await new Promise((r) => setTimeout(r, 500));
+  const s = st();
+  assert.deepEqual([...answers.values()], Array(n).fill(1), 'one answer per query');
+  assert.equal(s.forwarded, n);
+  assert.equal(s.relayed, n, 'every answer relayed');
+  assert.equal(s.answers, n);
+  assert.equal(s.retries, 0, 'no query was retried');
+  assert.equal(s.live, 0);
+  for (const b of s.backends) assert.equal(b.outstanding, 0, 'attempts released');
 });
