@@ -1060,9 +1060,13 @@ static int flush_out(ub_t *s, int n) {
       if (errno == EINTR) continue;
       int e = errno;
       if (gso && io->gsegs[k] > 1 && e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS) {
-        /* Refused as a GSO message: as plain datagrams; if they go, GSO is what failed here. */
+        /* Not sent as a GSO message: as plain datagrams. If the kernel refused GSO itself and
+         * they go, GSO is off on this socket from now on; any other error is one the socket had
+         * pending (ECONNREFUSED after an ICMP port unreachable, say), reported by this call and
+         * gone with it, and says nothing about GSO. */
+        int refused = e == EINVAL || e == EIO || e == EOPNOTSUPP || e == EMSGSIZE || e == ENOPROTOOPT;
         int ok = send_run_plain(s, io, io->gfirst[k], io->gsegs[k]);
-        if (ok > 0 && __atomic_exchange_n(&s->gso, 0, __ATOMIC_RELAXED)) __atomic_fetch_add(&n_gso_refused, 1, __ATOMIC_RELAXED);
+        if (refused && ok > 0 && __atomic_exchange_n(&s->gso, 0, __ATOMIC_RELAXED)) __atomic_fetch_add(&n_gso_refused, 1, __ATOMIC_RELAXED);
         sent += ok;
       }
       k++; /* this one failed: skip it */

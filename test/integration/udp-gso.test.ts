@@ -98,3 +98,53 @@ test('GSO off (HADNS_UDP_GSO=0): the same datagrams, no GSO message', async () =
   check(r);
   assert.deepEqual(r.gso, { messages: 0, datagrams: 0 });
 });
+
+test('a pending socket error (ICMP port unreachable) is not a GSO refusal: the run goes, GSO stays on', async () => {
+  // A connected socket whose peer port is closed. All in one callback (so that Node's loop does
+  // not read the socket's error meanwhile): a datagram over a slot leaves at once and brings an
+  // ICMP port unreachable back through loopback's softirq, which leaves ECONNREFUSED pending on
+  // the socket; then a receiver binds that port, and a run of 10 is queued, to leave in one GSO
+  // message at the end of the batch. That send reports the pending error; the run must still go.
+  const probe = dgram.createSocket('udp4');
+  probe.bind(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = probe.address().port;
+  probe.close();
+  const conn = BatchUdpSocket.connect('127.0.0.1', port, { slotSize: 512 });
+  conn.start();
+  const trigger = BatchUdpSocket.bind('127.0.0.1', 0, { slots: 8 });
+  const poke = dgram.createSocket('udp4');
+  let rx: BatchUdpSocket | null = null;
+  const got: number[][] = [];
+  let want = 0, arrived: () => void = () => {};
+  try {
+    const batch = async (tag: number, first: () => void): Promise<void> => {
+      want += 10;
+      const all = new Promise<void>((r) => { arrived = r; });
+      trigger.onMessage = () => {
+        first();
+        for (let i = 0; i < 10; i++) conn.sendConnected(Buffer.from([tag, i, 0, 0, 0, 0]), 6);
+      };
+      poke.send(Buffer.from('go'), trigger.port, '127.0.0.1');
+      await all;
+    };
+    trigger.start();
+    const g0 = gsoStats()!;
+    await batch(1, () => {
+      conn.sendConnected(Buffer.alloc(600), 600); // over a slot: sent now, to nobody
+      rx = BatchUdpSocket.bind('127.0.0.1', port);
+      rx.onMessage = (m) => { got.push([m[0]!, m[1]!]); if (got.length === want) arrived(); };
+      rx.start();
+    });
+    const g1 = gsoStats()!;
+    assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => [1, i]), 'the run arrived, in order');
+    assert.equal(g1.refused, g0.refused, 'the pending error was not taken for a refusal of GSO');
+    assert.equal(conn.stats.dropped, 0, 'nothing dropped');
+    await batch(2, () => {});
+    const g2 = gsoStats()!;
+    assert.equal(got.length, 20);
+    assert.ok(g2.messages > g1.messages, `the next run went out as a GSO message (${g2.messages - g1.messages})`);
+  } finally {
+    poke.close(); trigger.close(); conn.close(); (rx as BatchUdpSocket | null)?.close();
+  }
+});
