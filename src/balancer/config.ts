@@ -108,8 +108,8 @@ const udpSchema = z.object({
     .describe('Generic UDP: responses expected per session before it is closed (nginx proxy_responses; 0 = until idle).'),
   max_sessions: z.number().int().min(1).default(4096)
     .describe('Generic UDP: bound of the session table (each session holds one socket); when full, the least recently used session is closed.'),
-  sockets_per_backend: z.number().int().min(1).max(64).default(4)
-    .describe('DNS mode: UDP sockets (source ports) per backend that queries are multiplexed over.'),
+  sockets_per_backend: z.number().int().min(1).max(64).default(1)
+    .describe('DNS mode: UDP sockets (source ports) per backend that queries are multiplexed over (up to 30000 outstanding each). More add source-port entropy against off-path spoofing, at a CPU cost.'),
 }).prefault({}).describe('UDP settings.');
 
 const tcpSchema = z.object({
