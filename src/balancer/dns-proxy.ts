@@ -680,7 +680,8 @@ export class DnsProxy {
       ((a.chan as UdpChannel).sock as BatchUdpSocket).countRelayed(0, 1);
       return;
     }
-    this.initQuery(q, msg, len, info, formatWords(fam, a0, a1, a2, a3), port, null, null);
+    // The address as text only if something asks (clientAddr): a forwarded query seldom needs it.
+    this.initQuery(q, msg, len, info, '', port, null, null);
     q.blistener = listener;
     q.fam = fam; q.a0 = a0; q.a1 = a1; q.a2 = a2; q.a3 = a3;
     this.started(q, sent);
@@ -856,6 +857,7 @@ export class DnsProxy {
     q.questionEnd = info.questionEnd;
     q.udpLimit = clientUdpLimit(info);
     q.addr = addr;
+    q.fam = 0; // set by the batched paths after this; clientAddr() formats from it when addr is ''
     q.port = port;
     q.tcp = null;
     q.listener = null;
@@ -946,10 +948,16 @@ export class DnsProxy {
     const gen = a.gen;
     writeId(q.msg, q.clientId);
     const ctx: QueryContext = {
-      clientAddress: q.addr, clientPort: q.port, transport: q.tcp ? 'tcp' : 'udp', maxSize: q.tcp ? 65535 : q.udpLimit,
+      clientAddress: this.clientAddr(q), clientPort: q.port, transport: q.tcp ? 'tcp' : 'udp', maxSize: q.tcp ? 65535 : q.udpLimit,
     };
     // A closure per local query: the DnsHandler contract gives the reply no other context.
     this.opts.localHandler!.handle(q.msg, ctx, (resp, len) => this.onLocalReply(a, gen, resp, len), q.len);
+  }
+
+  /** The client's address as text (a forwarded query is booked without it: made when asked). */
+  private clientAddr(q: Query): string {
+    if (q.addr === '' && q.fam !== 0) q.addr = formatWords(q.fam, q.a0, q.a1, q.a2, q.a3);
+    return q.addr;
   }
 
   private onLocalReply(a: Attempt, gen: number, resp: Uint8Array, len: number): void {

@@ -223,6 +223,33 @@ test('a pool with a local backend keeps its weights: the local ticket is taken, 
   assert.equal(s.forwarded, a.got.length, 'the remote half was forwarded by the addon');
 });
 
+test('a forwarded query retried on the local backend carries the client\'s address and port there', async () => {
+  // The addon forwards to the silent remote; JS books the query without the client's address as
+  // text (made only when asked): the local backend, taking the retry, must still get it.
+  const silent = dgram.createSocket('udp4');
+  sockets.push(silent);
+  silent.bind(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const seen: { addr: string; port: number }[] = [];
+  const h = new StubHandler();
+  const handle = h.handle.bind(h);
+  h.handle = (msg, ctx, reply) => { seen.push({ addr: ctx.clientAddress, port: ctx.clientPort }); handle(msg, ctx, reply); };
+  const { bal, port } = await start(svc(['local', `127.0.0.1:${silent.address().port}`]), { localHandler: h });
+  const c = dgram.createSocket('udp4');
+  sockets.push(c);
+  c.bind(0, '127.0.0.1');
+  await once(c, 'listening');
+  const answers = new Set<number>();
+  c.on('message', (m) => answers.add(m.readUInt16BE(0)));
+  for (let i = 0; i < 6; i++) c.send(query(`r${i}.fwd.test`, 'A', 300 + i), port, '127.0.0.1');
+  await until(() => answers.size === 6, 'every query answered');
+  const s = st(bal);
+  assert.ok(s.forwarded >= 1, `some went to the silent remote through the addon (${s.forwarded})`);
+  assert.ok(s.retries >= 1, 'and were retried');
+  assert.equal(h.calls, 6, 'the local backend answered all six in the end');
+  for (const x of seen) assert.deepEqual(x, { addr: '127.0.0.1', port: c.address().port });
+});
+
 test('no forwarding where tickets drawn ahead would change the policy, or when turned off', async () => {
   const a = await backend(), b = await backend();
   const { bal } = await start(svc([a.addr, b.addr], { pool: { policy: 'least-outstanding', backends: [{ address: a.addr }, { address: b.addr }] } }));
