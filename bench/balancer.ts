@@ -26,6 +26,7 @@
  * Usage (after `npm run build`, as root or with nginx/dnsdist/dnsmasq/dnsperf installed):
  *   node dist/bench/balancer.js [--duration 8] [--rate 10000] [--server-cpu 1] [--client-cpu 0]
  *        [--rounds 5] [--cpu-quota 0.3] [--only REGEX] [--relay-off-too] [--forwarding-off-too] [--book-now-too] [--sockets-too N,…]
+ * --sockets-too N,… adds hadns with udp.sockets_per_backend N (1 by default) for each N;
  * --relay-off-too adds hadns without the reply relay (HADNS_REPLY_RELAY=0: every backend answer
  * through JS) to the same interleaved rounds, to measure what the relay is worth;
  * --forwarding-off-too likewise without query forwarding (HADNS_FORWARD=0: every query through JS
@@ -528,7 +529,7 @@ async function main(): Promise<void> {
     if (o['book-now-too']) targets.push({ name: 'hadns DNS mode, booking per wake-up', start: hadns(false, true, { HADNS_FORWARD_BOOK: 'now' }) });
     if (o['forwarding-off-too']) targets.push({ name: 'hadns DNS mode, forwarding off', start: hadns(false, true, { HADNS_FORWARD: '0' }) });
     if (o['realtime-too']) targets.push({ name: `hadns DNS mode, realtime ${o['realtime-too']}`, start: hadns(false, true, { HADNS_REALTIME_PRIORITY: o['realtime-too'] }) });
-    // --sockets-too N,…: hadns again with udp.sockets_per_backend N (the default is 4).
+    // --sockets-too N,…: hadns again with udp.sockets_per_backend N (the default is 1).
     for (const n of (o['sockets-too'] ?? '').split(',').filter(Boolean).map(Number)) {
       targets.push({ name: `hadns DNS mode, ${n} sockets per backend`, start: hadns(false, true, {}, [], n) });
     }
