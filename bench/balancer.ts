@@ -306,7 +306,12 @@ function limitCpu(root: number, i: number): void {
     writeFileSync(`${CG}/cpu.cfs_period_us`, String(Math.round(1000 / QUOTA)));
     writeFileSync(`${CG}/cpu.cfs_quota_us`, '1000');
   }
-  for (const pid of processTree(root).keys()) writeFileSync(`${CG}/cgroup.procs`, String(pid));
+  for (const pid of processTree(root).keys()) {
+    writeFileSync(`${CG}/cgroup.procs`, String(pid));
+    let cg = '';
+    try { cg = readFileSync(`/proc/${pid}/cgroup`, 'utf8'); } catch { continue; /* gone */ }
+    if (!cg.includes(`/hadns-bench-${process.pid}-${i}\n`)) log(`process ${pid} is not in ${CG} after the move: its CPU is not limited`);
+  }
 }
 const log = (s: string) => process.stderr.write(s + '\n');
 const NGINX = '/usr/sbin/nginx';
