@@ -256,9 +256,10 @@ typedef struct {
 static __thread int on_thread = 0;
 /*
  * Set while a burst's batch serves answers before its tickets are published (take_batch): the
- * completions relayed then stay unpublished (held_for) until the tickets are (release_held). JS books a ticket
- * before it takes its query's completion; a completion seen first (a forwarding thread, JS
- * draining meanwhile) would have JS finish a query it never booked, then book it as not relayed.
+ * completions relayed then stay unpublished (held_for) until the tickets are (release_held). JS
+ * books a ticket before it takes its query's completion; a completion seen first (a forwarding
+ * thread, JS draining meanwhile) would have JS finish a query it never booked, then book it as
+ * not relayed.
  */
 static __thread int hold_completions = 0;
 /* The rings (one per service, shared by its relay sockets) with completions held, and how many. */
